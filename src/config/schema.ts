@@ -1,0 +1,114 @@
+import { z } from 'zod'
+import { duration, size } from './units.js'
+
+const URL_PROTOCOLS = new Set(['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'tls:', 'ws:', 'wss:'])
+
+const BROKER_URL = 'a broker URL like "mqtt://127.0.0.1:1883"'
+const brokerUrl = z.string({ error: `expected ${BROKER_URL}` }).refine((value) => {
+  try {
+    const url = new URL(value)
+    return URL_PROTOCOLS.has(url.protocol) && url.hostname !== ''
+  } catch {
+    return false
+  }
+}, { error: (issue) => `${JSON.stringify(issue.input)} is not ${BROKER_URL}` })
+
+/** An MQTT topic filter: '+' and '#' only as whole levels, '#' only last [MQTT-4.7.1-2] [MQTT-4.7.1-3]. */
+export const topicFilter = z.string().min(1).refine((filter) => {
+  const levels = filter.split('/')
+  return levels.every((level, i) =>
+    (!level.includes('#') || (level === '#' && i === levels.length - 1)) &&
+    (!level.includes('+') || level === '+'))
+}, { error: (issue) => `${JSON.stringify(issue.input)} is not a valid MQTT topic filter` })
+
+export const policyModes = ['failover', 'queue', 'both', 'drop'] as const
+export const policyMode = z.enum(policyModes)
+export type PolicyMode = z.infer<typeof policyMode>
+
+export const brokerSchema = z.strictObject({
+  url: brokerUrl,
+  /** Replaces the terminal's own credentials at this broker (a deliberate choice: see README). */
+  username: z.string().optional(),
+  password: z.string().optional(),
+  /** Prefixed to upstream client ids, for a broker shared with other tiers. */
+  clientIdPrefix: z.string().default(''),
+  protocolVersion: z.literal([4, 5], { error: 'expected 4 (MQTT 3.1.1) or 5' }).default(4),
+  /** PEM file paths for mqtts:// upstreams. */
+  ca: z.string().optional(),
+  cert: z.string().optional(),
+  key: z.string().optional(),
+  rejectUnauthorized: z.boolean().default(true)
+})
+
+export const healthSchema = z.strictObject({
+  /** Keepalive of the tier's own health link to each broker; a silent broker is noticed within ~1.5×. */
+  keepaliveSeconds: z.number().int().min(1).max(65535).default(1),
+  connectTimeoutMs: z.number().int().positive().default(5000),
+  ackTimeoutMs: z.number().int().positive().default(5000),
+  failbackDelayMs: z.number().int().nonnegative().default(2000),
+  reconnectPeriodMs: z.number().int().positive().default(500)
+})
+
+export const policySchema = z.strictObject({
+  topic: topicFilter,
+  mode: policyMode,
+  ttl: duration.optional(),
+  maxQos: z.literal([0, 1, 2], { error: 'expected 0, 1 or 2' }).optional()
+})
+export type PolicyRule = z.output<typeof policySchema>
+
+export const storeSchema = z.strictObject({
+  /** Folder of the pending store; defaults to `<data>/pending` in the server. */
+  path: z.string().min(1).optional(),
+  fsync: z.enum(['always', 'batch', 'never']).default('batch'),
+  maxMessages: z.number().int().positive().default(1_000_000),
+  maxBytes: size.default(2 ** 30),
+  overflow: z.enum(['drop-oldest', 'reject-new']).default('drop-oldest')
+})
+
+export const replaySchema = z.strictObject({
+  window: z.number().int().min(1).max(65535).default(100),
+  /** Messages per second; 0 means as fast as Broker1 acknowledges. */
+  ratePerSecond: z.number().nonnegative().default(0)
+})
+
+/** Options of `dualBroker(aedes, options)`. */
+export const pluginSchema = z.strictObject({
+  broker1: brokerSchema,
+  broker2: brokerSchema,
+  health: healthSchema.default(healthSchema.parse({})),
+  policies: z.array(policySchema).default([]),
+  defaultPolicy: policyMode.default('both'),
+  store: storeSchema.optional(),
+  replay: replaySchema.default(replaySchema.parse({}))
+})
+
+export type DualBrokerOptions = z.input<typeof pluginSchema>
+export type ResolvedOptions = z.output<typeof pluginSchema>
+export type BrokerOptions = z.output<typeof brokerSchema>
+export type HealthOptions = z.output<typeof healthSchema>
+
+const PORT = { error: 'expected an integer from 0 to 65535' }
+const port = z.number(PORT).int(PORT).min(0, PORT).max(65535, PORT)
+
+/** Configuration of `createAccessTier(config)`, the config file and the command line. */
+export const serverSchema = pluginSchema.extend({
+  /** Without broker1 and broker2 the server starts two embedded Aedes brokers (127.0.0.1:1884/1885). */
+  broker1: brokerSchema.optional(),
+  broker2: brokerSchema.optional(),
+  listen: z.strictObject({
+    host: z.string().default('0.0.0.0'),
+    port: port.default(1883),
+    wsPort: port.optional()
+  }).default({ host: '0.0.0.0', port: 1883 }),
+  /** The node's whole state: pending store and Aedes' own persistence. */
+  data: z.string().min(1).default('./data'),
+  http: z.strictObject({
+    host: z.string().default('127.0.0.1'),
+    port: port.optional()
+  }).default({ host: '127.0.0.1' }),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
+})
+
+export type AccessTierConfig = z.input<typeof serverSchema>
+export type ResolvedServerConfig = z.output<typeof serverSchema>

@@ -1,0 +1,74 @@
+/**
+ * CONNECT, step 1 of the method: the terminal's connection is opened at
+ * Broker1 and Broker2 before it gets its CONNACK.
+ */
+import type { AuthenticateHook, Client, ConnectPacket, PreConnectHook } from '../aedes-types.js'
+import type { DualBroker } from '../plugin.js'
+import type { ConnectOutcome, TerminalIdentity } from '../upstream/upstream-link.js'
+import { TerminalSession } from '../upstream/terminal-session.js'
+
+const SERVER_UNAVAILABLE = 3 // [MQTT-3.2.2-3] return code 3: the service is unavailable
+
+/**
+ * Takes the will out of the CONNECT before Aedes stores it: the brokers hold
+ * the terminal's will, so that exactly one will is ever published.
+ */
+export function preConnect (tier: DualBroker): PreConnectHook {
+  return (client, packet, callback) => {
+    tier.connectPackets.set(client, identityOf(packet))
+    delete packet.will
+    callback(null, true)
+  }
+}
+
+function identityOf (packet: ConnectPacket): TerminalIdentity {
+  const will = packet.will
+  return {
+    clientId: packet.clientId,
+    clean: packet.clean !== false,
+    keepalive: packet.keepalive ?? 0,
+    ...(packet.username !== undefined && { username: packet.username }),
+    ...(packet.password !== undefined && { password: packet.password }),
+    ...(will != null && {
+      will: { topic: will.topic, payload: Buffer.from(will.payload), qos: will.qos ?? 0, retain: will.retain === true }
+    })
+  }
+}
+
+export function authenticate (tier: DualBroker): AuthenticateHook {
+  return (client, _username, _password, done) => {
+    const identity = tier.connectPackets.get(client)
+    if (identity === undefined) return done(refusal(SERVER_UNAVAILABLE), false)
+    tier.connectPackets.delete(client)
+    // Aedes assigns an id to a clean client that sent none; the brokers must see the same one.
+    const session = new TerminalSession(client, { ...identity, clientId: client.id }, tier.healths, tier.router)
+    session.open().then((outcomes) => {
+      const returnCode = decide(outcomes)
+      if (returnCode !== 0 || client.closed) {
+        session.close(true)
+        return done(returnCode === 0 ? null : refusal(returnCode), false)
+      }
+      tier.register(session)
+      done(null, true)
+    }, (error: Error) => {
+      session.close(true)
+      done(error, false)
+    })
+  }
+}
+
+/**
+ * Both brokers accepted, or one accepted while the other is unreachable
+ * (degraded; it is brought in line when back): accepted. A reachable broker
+ * that refuses decides the code (auth pass-through), Broker1's first.
+ */
+export function decide (outcomes: readonly ConnectOutcome[]): number {
+  for (const outcome of outcomes) if (outcome.kind === 'refused') return outcome.returnCode
+  return outcomes.some((outcome) => outcome.kind === 'accepted') ? 0 : SERVER_UNAVAILABLE
+}
+
+function refusal (returnCode: number): Error & { returnCode: number } {
+  return Object.assign(new Error(`connection refused upstream (return code ${returnCode})`), { returnCode })
+}
+
+export type { Client }

@@ -1,0 +1,5 @@
+export { dualBroker, DualBroker, LOCAL_TOPIC_PREFIX, type PluginExtras } from './plugin.js'
+export type { DualBrokerEvents, TierState, TierMode, BrokerName, BrokerState, BrokerStatus } from './events.js'
+export type { DualBrokerOptions, ResolvedOptions, AccessTierConfig, PolicyMode, PolicyRule } from './config/schema.js'
+export { OptionsError } from './config/problems.js'
+export type { Logger } from './logger.js'

@@ -1,0 +1,186 @@
+import { EventEmitter } from 'node:events'
+import type { Aedes, Callback, Client, PublishPacket } from './aedes-types.js'
+import { hooksOf } from './aedes-types.js'
+import { type DualBrokerOptions, pluginSchema, type ResolvedOptions } from './config/schema.js'
+import { formatProblems, OptionsError } from './config/problems.js'
+import type { DualBrokerEvents, TierState } from './events.js'
+import { primaryThenStandby, type Router } from './failover/router.js'
+import { authenticate, preConnect } from './handlers/connect.js'
+import { onClientDisconnect } from './handlers/disconnect.js'
+import { onPing } from './handlers/ping.js'
+import { authorizePublish, forward, localPublish, PublishAdmissions } from './handlers/publish.js'
+import { authorizeSubscribe } from './handlers/subscribe.js'
+import { onUnsubscribe } from './handlers/unsubscribe.js'
+import { type Logger, silentLogger } from './logger.js'
+import { BrokerEndpoint } from './upstream/broker-endpoint.js'
+import { BrokerHealth } from './upstream/broker-health.js'
+import type { TerminalSession } from './upstream/terminal-session.js'
+import type { TerminalIdentity } from './upstream/upstream-link.js'
+
+/** Topics under this prefix are the tier's own status topics: served locally, never mirrored upstream. */
+export const LOCAL_TOPIC_PREFIX = '$SYS/dual-broker/'
+
+export interface PluginExtras {
+  logger?: Logger
+}
+
+/**
+ * The access tier attached to one Aedes instance. Create it with
+ * `dualBroker(aedes, options)`.
+ */
+export class DualBroker extends EventEmitter<DualBrokerEvents> {
+  readonly healths: readonly [BrokerHealth, BrokerHealth]
+  readonly sessions = new Map<Client, TerminalSession>()
+  readonly connectPackets = new WeakMap<Client, TerminalIdentity>()
+  readonly router: Router = primaryThenStandby
+  private readonly byClientId = new Map<string, TerminalSession>()
+  private readonly publishQueues = new Map<Client, PublishAdmissions>()
+  private readonly detach: Array<() => void> = []
+  private closing: Promise<void> | undefined
+
+  constructor (readonly aedes: Aedes, readonly options: ResolvedOptions, readonly logger: Logger) {
+    super()
+    this.healths = [
+      new BrokerHealth(new BrokerEndpoint('broker1', options.broker1, options.health)),
+      new BrokerHealth(new BrokerEndpoint('broker2', options.broker2, options.health))
+    ]
+  }
+
+  /** Composes with the hooks already on the instance: theirs run first, ours only after they allow. */
+  attach (): void {
+    const hooks = hooksOf(this.aedes)
+    // Read one by one: `publish` lives on the prototype, and a spread would miss it.
+    const original = {
+      preConnect: hooks.preConnect,
+      authenticate: hooks.authenticate,
+      authorizeSubscribe: hooks.authorizeSubscribe,
+      authorizePublish: hooks.authorizePublish,
+      publish: hooks.publish
+    }
+    const ownPublish = Object.hasOwn(hooks, 'publish')
+    hooks.preConnect = (client, packet, callback) => original.preConnect.call(this.aedes, client, packet, (error, ok) => {
+      if (error !== null || !ok) return callback(error, ok)
+      preConnect(this)(client, packet, callback)
+    })
+    const ourAuthenticate = authenticate(this)
+    hooks.authenticate = (client, username, password, done) => original.authenticate.call(this.aedes, client, username, password, (error, ok) => {
+      if (error !== null || ok !== true) return done(error, ok)
+      ourAuthenticate(client, username, password, done)
+    })
+    const ourSubscribe = authorizeSubscribe(this)
+    hooks.authorizeSubscribe = (client, subscription, callback) => original.authorizeSubscribe.call(this.aedes, client, subscription, (error, allowed) => {
+      if (error !== null || allowed == null) return callback(error, allowed)
+      ourSubscribe(client, allowed, callback)
+    })
+    hooks.authorizePublish = authorizePublish(this, original.authorizePublish.bind(this.aedes))
+    hooks.publish = localPublish(original.publish)
+    this.detach.push(() => {
+      Object.assign(hooks, original)
+      if (!ownPublish) delete (hooks as Partial<typeof hooks>).publish
+    })
+    this.listen('ping', onPing(this))
+    this.listen('unsubscribe', onUnsubscribe(this))
+    this.listen('clientDisconnect', onClientDisconnect(this))
+    this.listen('closed', () => { void this.close() })
+    this.healths.forEach((health, index) => this.watch(health, index as 0 | 1))
+  }
+
+  private listen (event: string, listener: (...args: any[]) => void): void {
+    this.aedes.on(event as 'ping', listener)
+    this.detach.push(() => this.aedes.removeListener(event, listener))
+  }
+
+  private watch (health: BrokerHealth, index: 0 | 1): void {
+    const broker = health.endpoint.name
+    health.on('up', () => {
+      this.logger.info({ broker, url: health.endpoint.safeUrl }, 'broker up')
+      this.emit('broker-up', { broker })
+      for (const session of this.sessions.values()) void session.bringInLine(index)
+    })
+    health.on('down', (reason) => {
+      this.logger.warn({ broker, url: health.endpoint.safeUrl, reason }, 'broker down')
+      this.emit('broker-down', { broker, reason })
+      for (const session of this.sessions.values()) session.links[index].drop()
+    })
+  }
+
+  /** Resolves once each broker's health link has a first verdict (bounded by `health.connectTimeoutMs`). */
+  async start (): Promise<void> {
+    const verdicts = this.healths.map((health) => new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.options.health.connectTimeoutMs)
+      const settle = (): void => { clearTimeout(timer); resolve() }
+      health.once('up', settle)
+      health.once('down', settle)
+    }))
+    for (const health of this.healths) health.start()
+    await Promise.all(verdicts)
+  }
+
+  register (session: TerminalSession): void {
+    const previous = this.byClientId.get(session.client.id)
+    if (previous !== undefined) previous.superseded = true
+    this.byClientId.set(session.client.id, session)
+    this.sessions.set(session.client, session)
+    this.publishQueues.set(session.client, new PublishAdmissions(this, session.client))
+  }
+
+  unregister (session: TerminalSession): void {
+    this.sessions.delete(session.client)
+    this.publishQueues.delete(session.client)
+    if (this.byClientId.get(session.client.id) === session) this.byClientId.delete(session.client.id)
+  }
+
+  admissions (client: Client): PublishAdmissions | undefined {
+    return this.publishQueues.get(client)
+  }
+
+  forward (client: Client, packet: PublishPacket, done: Callback): void {
+    forward(this, client, packet, done)
+  }
+
+  isLocalTopic (topic: string): boolean {
+    return topic.startsWith(LOCAL_TOPIC_PREFIX)
+  }
+
+  get state (): TierState {
+    const [broker1, broker2] = this.healths
+    return {
+      mode: broker1.state === 'down' ? 'failover' : 'normal',
+      brokers: {
+        broker1: { state: broker1.state, url: broker1.endpoint.safeUrl },
+        broker2: { state: broker2.state, url: broker2.endpoint.safeUrl }
+      },
+      clients: this.sessions.size,
+      pending: { messages: 0, bytes: 0 }
+    }
+  }
+
+  /** Ends every upstream session, health link and timer, and gives the instance its own hooks back. */
+  close (): Promise<void> {
+    this.closing ??= this.shutdown()
+    return this.closing
+  }
+
+  private async shutdown (): Promise<void> {
+    for (const undo of this.detach.splice(0)) undo()
+    for (const session of this.sessions.values()) session.close(true)
+    this.sessions.clear()
+    this.byClientId.clear()
+    this.publishQueues.clear()
+    await Promise.all(this.healths.map((health) => health.close()))
+  }
+}
+
+/**
+ * Turns an Aedes instance into the access tier: every terminal is kept
+ * online at Broker1 and Broker2. Options are validated once, up front.
+ */
+export async function dualBroker (aedes: Aedes, options: DualBrokerOptions & PluginExtras): Promise<DualBroker> {
+  const { logger = silentLogger, ...rest } = options
+  const parsed = pluginSchema.safeParse(rest)
+  if (!parsed.success) throw new OptionsError(formatProblems(parsed.error))
+  const tier = new DualBroker(aedes, parsed.data, logger)
+  tier.attach()
+  await tier.start()
+  return tier
+}

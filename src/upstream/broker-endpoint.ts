@@ -1,0 +1,45 @@
+import { readFileSync } from 'node:fs'
+import type { IClientOptions } from 'mqtt'
+import type { BrokerOptions, HealthOptions } from '../config/schema.js'
+
+export type BrokerName = 'broker1' | 'broker2'
+
+/**
+ * What every link to one upstream broker shares: its URL, TLS material
+ * (read once, at start) and the timing options.
+ */
+export class BrokerEndpoint {
+  readonly url: string
+  private readonly tls: Pick<IClientOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized'>
+
+  constructor (readonly name: BrokerName, readonly options: BrokerOptions, readonly health: HealthOptions) {
+    this.url = options.url
+    this.tls = {
+      rejectUnauthorized: options.rejectUnauthorized,
+      ...(options.ca !== undefined && { ca: readFileSync(options.ca) }),
+      ...(options.cert !== undefined && { cert: readFileSync(options.cert) }),
+      ...(options.key !== undefined && { key: readFileSync(options.key) })
+    }
+  }
+
+  /** mqtt.js options shared by health and terminal links: the tier reconnects links itself. */
+  clientOptions (overrides: IClientOptions): IClientOptions {
+    return {
+      protocolVersion: this.options.protocolVersion,
+      connectTimeout: this.health.connectTimeoutMs,
+      reconnectPeriod: 0,
+      resubscribe: false,
+      queueQoSZero: false,
+      ...this.tls,
+      ...overrides
+    }
+  }
+
+  /** The URL without credentials, for logs. */
+  get safeUrl (): string {
+    const url = new URL(this.url)
+    url.username = ''
+    url.password = ''
+    return url.toString()
+  }
+}

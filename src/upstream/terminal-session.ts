@@ -1,0 +1,118 @@
+import type { IPublishPacket } from 'mqtt'
+import type { Client } from '../aedes-types.js'
+import { Outbox } from '../failover/outbox.js'
+import type { Router } from '../failover/router.js'
+import type { BrokerHealth } from './broker-health.js'
+import { type ConnectOutcome, type TerminalIdentity, UpstreamLink } from './upstream-link.js'
+
+export type Qos = 0 | 1 | 2
+
+/**
+ * One terminal's pair of upstream sessions (Broker1, Broker2), what it
+ * subscribed to, and its publishes in flight. Keeps both sessions in line with
+ * the terminal: a session lost while its broker is up is re-opened, and a
+ * re-opened session gets the terminal's subscriptions again.
+ */
+export class TerminalSession {
+  readonly links: readonly [UpstreamLink, UpstreamLink]
+  readonly subscriptions = new Map<string, Qos>()
+  readonly outbox: Outbox
+  /** Another connection with the same client id took over: never reconnect. */
+  superseded = false
+  private closed = false
+  private readonly retryTimers = new Set<NodeJS.Timeout>()
+
+  constructor (
+    readonly client: Client,
+    readonly identity: TerminalIdentity,
+    private readonly healths: readonly [BrokerHealth, BrokerHealth],
+    router: Router
+  ) {
+    const deliver = this.deliver.bind(this)
+    this.links = [
+      new UpstreamLink(healths[0].endpoint, identity, deliver),
+      new UpstreamLink(healths[1].endpoint, identity, deliver)
+    ]
+    this.outbox = new Outbox(this.links, router)
+    for (const link of this.links) link.on('offline', this.onOffline)
+  }
+
+  /** Opens both sessions at once; a broker known down is skipped (it is brought in line when back). */
+  open (): Promise<[ConnectOutcome, ConnectOutcome]> {
+    return Promise.all([this.openLink(0), this.openLink(1)])
+  }
+
+  private openLink (index: 0 | 1): Promise<ConnectOutcome> {
+    if (this.healths[index].state === 'down') return Promise.resolve({ kind: 'unreachable', reason: 'broker down' })
+    return this.links[index].connect()
+  }
+
+  /** A broker came back (or a lost session's retry is due): re-open, re-subscribe, send what waited. */
+  async bringInLine (index: 0 | 1): Promise<void> {
+    const link = this.links[index]
+    if (this.closed || this.superseded || link.online || link.connecting) return
+    const outcome = await link.connect()
+    if (outcome.kind !== 'accepted') {
+      this.retryLater(index)
+      return
+    }
+    if (this.closed || this.superseded) return
+    await this.resubscribe(link, outcome.sessionPresent)
+    this.outbox.flush()
+  }
+
+  private async resubscribe (link: UpstreamLink, sessionPresent: boolean): Promise<void> {
+    if (!sessionPresent) link.applied.clear()
+    const missing: Record<string, { qos: Qos }> = {}
+    let count = 0
+    for (const [topic, qos] of this.subscriptions) {
+      if (link.applied.get(topic) === qos) continue
+      missing[topic] = { qos }
+      count++
+    }
+    if (count === 0) return
+    const granted = await link.subscribe(missing)
+    for (const grant of granted ?? []) if (grant.qos !== 128) link.applied.set(grant.topic, grant.qos)
+  }
+
+  private readonly onOffline = (link: UpstreamLink): void => {
+    this.outbox.reroute(link)
+    this.retryLater(this.links.indexOf(link) as 0 | 1)
+  }
+
+  /** While the broker is down the health link's 'up' brings the session back instead. */
+  private retryLater (index: 0 | 1): void {
+    if (this.closed || this.superseded || this.healths[index].state === 'down') return
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(timer)
+      void this.bringInLine(index)
+    }, this.healths[index].endpoint.health.reconnectPeriodMs)
+    this.retryTimers.add(timer)
+  }
+
+  /** A message from either broker goes to this terminal only; the broker's ack waits for the write. */
+  private deliver (packet: IPublishPacket, done: (error?: Error) => void): void {
+    if (this.client.closed) {
+      done(new Error('terminal gone'))
+      return
+    }
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload as Buffer
+    this.client.publish({
+      cmd: 'publish', topic: packet.topic, payload, qos: packet.qos, retain: packet.retain, dup: false
+    }, (error) => done(error ?? undefined))
+  }
+
+  ping (): void {
+    for (const link of this.links) link.ping()
+  }
+
+  /** Graceful: DISCONNECT upstream (no will). Otherwise the brokers publish the terminal's will. */
+  close (graceful: boolean): void {
+    if (this.closed) return
+    this.closed = true
+    for (const timer of this.retryTimers) clearTimeout(timer)
+    this.retryTimers.clear()
+    this.outbox.clear()
+    for (const link of this.links) link.end(graceful)
+  }
+}
