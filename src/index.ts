@@ -3,3 +3,4 @@ export type { DualBrokerEvents, TierState, TierMode, BrokerName, BrokerState, Br
 export type { DualBrokerOptions, ResolvedOptions, AccessTierConfig, PolicyMode, PolicyRule } from './config/schema.js'
 export { OptionsError } from './config/problems.js'
 export type { Logger } from './logger.js'
+export { createAccessTier, type AccessTier, type Address } from './server.js'

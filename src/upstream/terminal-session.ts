@@ -106,13 +106,19 @@ export class TerminalSession {
     for (const link of this.links) link.ping()
   }
 
-  /** Graceful: DISCONNECT upstream (no will). Otherwise the brokers publish the terminal's will. */
+  /**
+   * Graceful: DISCONNECT at both brokers, so neither publishes the will. A drop:
+   * the will is published by the broker that was taking the terminal's
+   * publishes (Broker1 while its session is online, else Broker2), and the other
+   * session ends with DISCONNECT, so that exactly one will is ever published.
+   */
   close (graceful: boolean): void {
     if (this.closed) return
     this.closed = true
     for (const timer of this.retryTimers) clearTimeout(timer)
     this.retryTimers.clear()
     this.outbox.clear()
-    for (const link of this.links) link.end(graceful)
+    const willAt = graceful ? undefined : this.links.find((link) => link.online)
+    for (const link of this.links) link.end(link !== willAt)
   }
 }
