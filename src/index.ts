@@ -1,6 +1,6 @@
 export { dualBroker, DualBroker, LOCAL_TOPIC_PREFIX, type PluginExtras } from './plugin.js'
 export type { DualBrokerEvents, TierState, TierMode, BrokerName, BrokerState, BrokerStatus } from './events.js'
 export type { DualBrokerOptions, ResolvedOptions, AccessTierConfig, PolicyMode, PolicyRule } from './config/schema.js'
-export { OptionsError } from './config/problems.js'
+export { ConfigError } from './config/errors.js'
 export type { Logger } from './logger.js'
 export { createAccessTier, type AccessTier, type Address } from './server.js'

@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events'
 import type { Aedes, Callback, Client, PublishPacket } from './aedes-types.js'
 import { hooksOf } from './aedes-types.js'
 import { type DualBrokerOptions, pluginSchema, type ResolvedOptions } from './config/schema.js'
-import { formatProblems, OptionsError } from './config/problems.js'
+import { ConfigError } from './config/errors.js'
+import { formatIssues } from './config/problems.js'
 import type { DualBrokerEvents, TierState } from './events.js'
 import { primaryThenStandby, type Router } from './failover/router.js'
 import { authenticate, preConnect } from './handlers/connect.js'
@@ -178,7 +179,7 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
 export async function dualBroker (aedes: Aedes, options: DualBrokerOptions & PluginExtras): Promise<DualBroker> {
   const { logger = silentLogger, ...rest } = options
   const parsed = pluginSchema.safeParse(rest)
-  if (!parsed.success) throw new OptionsError(formatProblems(parsed.error))
+  if (!parsed.success) throw new ConfigError(formatIssues(parsed.error, rest, pluginSchema))
   const tier = new DualBroker(aedes, parsed.data, logger)
   tier.attach()
   await tier.start()

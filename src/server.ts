@@ -3,7 +3,8 @@ import { join } from 'node:path'
 import { Aedes } from 'aedes'
 import persistenceLevel from 'aedes-persistence-level'
 import { Level } from 'level'
-import { OptionsError, formatProblems } from './config/problems.js'
+import { ConfigError } from './config/errors.js'
+import { formatIssues } from './config/problems.js'
 import { type AccessTierConfig, type ResolvedServerConfig, serverSchema } from './config/schema.js'
 import { startEmbeddedBrokers, type EmbeddedBrokers } from './embedded-brokers.js'
 import { type Address, listenTcp, listenWs } from './listeners.js'
@@ -33,10 +34,10 @@ export interface AccessTier {
 export async function createAccessTier (config: AccessTierConfig | ResolvedServerConfig, options: { logger?: Logger } = {}): Promise<AccessTier> {
   const logger = options.logger ?? silentLogger
   const parsed = serverSchema.safeParse(config)
-  if (!parsed.success) throw new OptionsError(formatProblems(parsed.error))
+  if (!parsed.success) throw new ConfigError(formatIssues(parsed.error, config))
   const resolved = parsed.data
   if ((resolved.broker1 === undefined) !== (resolved.broker2 === undefined)) {
-    throw new OptionsError([`${resolved.broker1 === undefined ? 'broker1' : 'broker2'}: required when the other broker is set`])
+    throw new ConfigError([`${resolved.broker1 === undefined ? 'broker1' : 'broker2'}: required when the other broker is set`])
   }
   const cleanup: Array<() => Promise<void>> = []
   const close = async (): Promise<void> => {

@@ -1,0 +1,115 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { Command } from 'commander'
+import { pino } from 'pino'
+import { ConfigError, loadConfigFile, maskSecrets, redactText, resolveConfig, type CliFlags } from './config/load.js'
+import { policyModes, type ResolvedServerConfig } from './config/schema.js'
+
+const NAME = 'aedes-dual-broker'
+const CLOSE_TIMEOUT_MS = 10_000
+/** Usage and configuration errors; start failures exit 1. */
+const EXIT_USAGE = 2
+
+const program = new Command(NAME)
+  .description('MQTT access tier: keeps every terminal connected to two upstream brokers')
+  .version(packageVersion(), '--version')
+  .option('--config <file>', 'config file, YAML or JSON')
+  .option('--port <port>', 'MQTT port (default: 1883)')
+  .option('--host <host>', 'address to listen on (default: 0.0.0.0)')
+  .option('--ws-port <port>', 'MQTT over WebSocket port (default: off)')
+  .option('--broker1 <url>', 'primary upstream broker, e.g. mqtt://10.0.0.1:1883')
+  .option('--broker2 <url>', 'standby upstream broker')
+  .option('--data <dir>', 'folder of the node\'s state (default: ./data)')
+  .option('--policy <filter=mode>', `topic policy, repeatable; mode: ${policyModes.join('|')}`, (v: string, all: string[] = []) => [...all, v])
+  .option('--default-policy <mode>', 'policy of topics no --policy matches (default: both)')
+  .option('--http-port <port>', 'HTTP port for health and metrics (default: off)')
+  .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default: info)')
+  .option('--print-config', 'print the effective configuration (secrets masked) and exit')
+  .configureOutput({ outputError: (text, write) => write(`${NAME}: ${text.replace(/^error: /, '')}`) })
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE))
+
+function fail (lines: string[], code: number): never {
+  for (const line of lines) process.stderr.write(`${NAME}: ${line}\n`)
+  process.exit(code)
+}
+
+function configure (options: CliFlags & { config?: string }): ResolvedServerConfig {
+  try {
+    const file = options.config === undefined ? undefined : loadConfigFile(options.config)
+    return resolveConfig({ file, flags: options, env: process.env })
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.problems, EXIT_USAGE)
+    throw err
+  }
+}
+
+async function main (): Promise<void> {
+  program.parse()
+  const options = program.opts<CliFlags & { config?: string, printConfig?: true }>()
+  const config = configure(options)
+  if (options.printConfig === true) {
+    process.stdout.write(`${JSON.stringify(maskSecrets(config), null, 2)}\n`)
+    return
+  }
+  const logger = pino({
+    level: config.logLevel,
+    base: { name: NAME, pid: process.pid, hostname: hostname() },
+    redact: { paths: ['password', '*.password', '*.*.password'], censor: '***' }
+  })
+  let tier
+  try {
+    // Loaded only now, so that --help, --version and config errors never load Aedes or the store.
+    const { createAccessTier } = await import('./server.js')
+    tier = await createAccessTier(config, { logger })
+  } catch (err) {
+    // The server validates its options again; should it refuse them, that is still a config error.
+    const { problems } = err as { problems?: unknown }
+    if (Array.isArray(problems)) fail(problems.map((p) => redactText(String(p), config)), EXIT_USAGE)
+    const message = redactText(err instanceof Error ? err.message : String(err), config)
+    logger.fatal({ code: (err as { code?: unknown }).code }, `cannot start: ${message}`)
+    fail([`cannot start: ${message}`], 1)
+  }
+  // The server itself logs that embedded brokers stand in, when it starts them.
+  logger.info(maskSecrets(tier.addresses), 'listening')
+
+  let stopping = false
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal while stopping, exiting now')
+      process.exit(1)
+    }
+    stopping = true
+    logger.info({ signal }, 'stopping')
+    const timer = setTimeout(() => {
+      logger.error({ timeoutMs: CLOSE_TIMEOUT_MS }, 'stopping took too long, exiting anyway')
+      process.exit(1)
+    }, CLOSE_TIMEOUT_MS)
+    tier.close().then(() => {
+      clearTimeout(timer)
+      logger.info('stopped')
+      process.exit(0)
+    }, (err: unknown) => {
+      logger.error({ err: redactText(String(err), config) }, 'error while stopping')
+      process.exit(1)
+    })
+  }
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+}
+
+/** package.json is one folder up from src/cli.ts and two from dist/src/cli.js. */
+function packageVersion (): string {
+  for (const path of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')) as { name?: string, version?: string }
+      if (pkg.name === NAME && pkg.version !== undefined) return pkg.version
+    } catch {}
+  }
+  return 'unknown'
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${NAME}: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.exit(1)
+})

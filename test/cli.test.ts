@@ -1,0 +1,152 @@
+import t from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import net from 'node:net'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { startAedes } from './support/aedes-broker.js'
+import { connectClient } from './support/client.js'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const cli = join(root, 'src/cli.ts')
+const serverWritten = existsSync(join(root, 'src/server.ts'))
+
+/**
+ * The CLI runs from its TypeScript source in a plain child node, through the same ts-node
+ * loader tap itself uses (@tapjs/typescript/import), so no build step is needed. tap's own
+ * NODE_OPTIONS and TAP_* variables are left out: the child is not a tap test.
+ */
+const childEnv: Record<string, string | undefined> = {
+  ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS' && !k.startsWith('TAP_'))),
+  TS_NODE_TRANSPILE_ONLY: '1',
+  TS_NODE_PROJECT: join(root, 'tsconfig.json')
+}
+
+function start (args: string[]): ChildProcess {
+  return spawn(process.execPath, [`--import=${import.meta.resolve('@tapjs/typescript/import')}`, cli, ...args], {
+    cwd: root, env: childEnv, stdio: ['ignore', 'pipe', 'pipe']
+  })
+}
+
+interface Outcome { code: number | null, stdout: string, stderr: string }
+
+function finish (child: ChildProcess): Promise<Outcome> {
+  let stdout = ''
+  let stderr = ''
+  child.stdout!.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  return new Promise((resolve, reject) => {
+    child.once('error', reject)
+    child.once('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+const run = (args: string[]): Promise<Outcome> => finish(start(args))
+const lines = (text: string): string[] => text.split('\n').filter((line) => line !== '')
+
+t.test('--version prints the package version', async (t) => {
+  const { code, stdout } = await run(['--version'])
+  t.equal(code, 0)
+  t.equal(stdout.trim(), '0.1.0')
+})
+
+t.test('a bad config file exits 2 with one stderr line per problem, naming the key', async (t) => {
+  const dir = t.testdir({ 'bad.yaml': 'stor: {}\nlisten:\n  port: 70000\nstore:\n  maxBytes: lots\n' })
+  const { code, stdout, stderr } = await run(['--config', join(dir, 'bad.yaml'), '--http-port', '12ab'])
+  t.equal(code, 2)
+  t.equal(stdout, '')
+  t.same(lines(stderr), [
+    'aedes-dual-broker: --http-port: "12ab" is not a whole number',
+    'aedes-dual-broker: store.maxBytes: "lots" is not a size like "512MiB"',
+    'aedes-dual-broker: listen.port: 70000 is not valid: expected an integer from 0 to 65535',
+    'aedes-dual-broker: stor: unknown key (did you mean "store"?)'
+  ])
+})
+
+t.test('an unparsable or missing config file exits 2', async (t) => {
+  const dir = t.testdir({ 'broken.json': '{ "data": ' })
+  const broken = await run(['--config', join(dir, 'broken.json')])
+  t.equal(broken.code, 2)
+  t.match(broken.stderr, /^aedes-dual-broker: config file .*broken\.json.*invalid JSON/)
+  const missing = await run(['--config', join(dir, 'nope.yaml')])
+  t.equal(missing.code, 2)
+  t.match(missing.stderr, /^aedes-dual-broker: config file .*nope\.yaml: cannot read it/)
+})
+
+t.test('an unknown flag exits 2', async (t) => {
+  const { code, stderr } = await run(['--prot', '1883'])
+  t.equal(code, 2)
+  t.match(stderr, /^aedes-dual-broker: unknown option '--prot'/)
+})
+
+t.test('--print-config prints the effective config with secrets masked', async (t) => {
+  const dir = t.testdir({
+    'c.yaml': 'broker1:\n  url: mqtt://10.0.0.1:1883\n  username: tier\n  password: hunter2\nbroker2:\n  url: mqtt://10.0.0.2:1883\nlisten:\n  port: 2000\n'
+  })
+  const { code, stdout, stderr } = await run(['--config', join(dir, 'c.yaml'), '--port', '2001', '--policy', 'a/#=drop', '--print-config'])
+  t.equal(code, 0, stderr)
+  t.notMatch(stdout, 'hunter2')
+  const config = JSON.parse(stdout)
+  t.match(config, {
+    broker1: { url: 'mqtt://10.0.0.1:1883', username: 'tier', password: '***' },
+    listen: { port: 2001, host: '0.0.0.0' },
+    policies: [{ topic: 'a/#', mode: 'drop' }],
+    logLevel: 'info'
+  })
+})
+
+/** Resolves with the first JSON log line whose msg is `msg`. */
+function logLine (child: ChildProcess, msg: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let buffered = ''
+    const onData = (chunk: Buffer): void => {
+      buffered += chunk.toString()
+      for (const line of buffered.split('\n').slice(0, -1)) {
+        const entry = JSON.parse(line) as Record<string, unknown>
+        if (entry.msg === msg) {
+          child.stdout!.off('data', onData)
+          resolve(entry)
+        }
+      }
+      buffered = buffered.slice(buffered.lastIndexOf('\n') + 1)
+    }
+    child.stdout!.on('data', onData)
+    child.once('close', (code) => reject(new Error(`exited ${code} before logging "${msg}"`)))
+  })
+}
+
+t.test('the server starts, logs "listening" and stops on SIGTERM', { skip: !serverWritten && 'src/server.ts not written yet' }, async (t) => {
+  const [broker1, broker2] = [await startAedes(t), await startAedes(t)]
+  const dir = t.testdir({ 'c.yaml': `broker1:\n  url: ${broker1.url}\n  password: hunter2\nbroker2:\n  url: mqtt://10.9.9.9:1\n` })
+  const child = start(['--config', join(dir, 'c.yaml'), '--broker2', broker2.url, '--host', '127.0.0.1', '--port', '0', '--data', join(dir, 'data')])
+  const outcome = finish(child)
+  t.teardown(() => { child.kill('SIGKILL') })
+  const listening = await logLine(child, 'listening')
+  t.match(listening, { level: 30, name: 'aedes-dual-broker', mqtt: { host: String, port: Number }, broker1: String, broker2: String, embeddedBrokers: false })
+  t.equal(listening.broker2, broker2.url, '--broker2 overrides the file')
+  const { port } = listening.mqtt as { port: number }
+  t.not(port, 0, 'the bound port, not the one asked for')
+  const client = await connectClient(t, `mqtt://127.0.0.1:${port}`, { clientId: 'cli-test' })
+  await client.endAsync()
+
+  child.kill('SIGTERM')
+  const { code, stdout } = await outcome
+  t.equal(code, 0)
+  t.match(stdout, /"msg":"stopping"/)
+  t.notMatch(stdout, 'hunter2')
+})
+
+t.test('a start failure exits 1 with a fatal log line and one stderr line', { skip: !serverWritten && 'src/server.ts not written yet' }, async (t) => {
+  const [broker1, broker2] = [await startAedes(t), await startAedes(t)]
+  const taken = net.createServer()
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { taken.close() })
+  const { port } = taken.address() as net.AddressInfo
+  const dir = t.testdir()
+  const { code, stdout, stderr } = await run(['--broker1', broker1.url, '--broker2', broker2.url, '--host', '127.0.0.1',
+    '--port', String(port), '--data', join(dir, 'data')])
+  t.equal(code, 1)
+  t.match(lines(stderr), [/^aedes-dual-broker: cannot start: /])
+  t.equal(lines(stderr).length, 1)
+  t.match(stdout, /"level":60.*"msg":"cannot start: /)
+})
