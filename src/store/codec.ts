@@ -1,0 +1,103 @@
+import type { PendingMessage, StoredMessage } from './types.js'
+
+// Key space: 'm' + 8-byte big-endian seq for messages (byte order = seq order),
+// 's' for the highest seq ever assigned (so seqs stay monotonic when the store empties).
+const MSG_PREFIX = 0x6d // 'm'
+export const SEQ_KEY = Buffer.from('s')
+export const MSG_RANGE_START = Buffer.from([MSG_PREFIX])
+export const MSG_RANGE_END = Buffer.from([MSG_PREFIX + 1])
+
+export function encodeKey (seq: number): Buffer {
+  const key = Buffer.allocUnsafe(9)
+  key[0] = MSG_PREFIX
+  key.writeUInt32BE(Math.floor(seq / 2 ** 32), 1)
+  key.writeUInt32BE(seq >>> 0, 5)
+  return key
+}
+
+export function decodeKey (key: Buffer): number {
+  if (key.length !== 9 || key[0] !== MSG_PREFIX) throw new Error(`not a message key: ${key.toString('hex')}`)
+  return key.readUInt32BE(1) * 2 ** 32 + key.readUInt32BE(5)
+}
+
+export function encodeSeq (seq: number): Buffer {
+  const value = Buffer.allocUnsafe(8)
+  value.writeDoubleBE(seq)
+  return value
+}
+
+export function decodeSeq (value: Buffer): number {
+  return value.readDoubleBE(0)
+}
+
+// Value: version(1) flags(1) acceptedAt(f64) expiresAt(f64) topicLen(u16) clientIdLen(u16)
+//        topic(utf8) clientId(utf8) payload(raw bytes)
+// flags: bits 0-1 qos, bit 2 retain, bit 3 has expiresAt.
+const VERSION = 1
+const HEADER = 22
+const MAX_STR = 0xffff
+
+export function encodeValue (msg: PendingMessage): Buffer {
+  if (!(msg.payload instanceof Uint8Array)) throw new TypeError('payload must be a Buffer')
+  const topic = Buffer.from(msg.topic, 'utf8')
+  const clientId = Buffer.from(msg.clientId, 'utf8')
+  if (topic.length > MAX_STR) throw new RangeError('topic longer than 65535 bytes')
+  if (clientId.length > MAX_STR) throw new RangeError('clientId longer than 65535 bytes')
+  if (msg.qos !== 0 && msg.qos !== 1 && msg.qos !== 2) throw new RangeError(`invalid qos ${String(msg.qos)}`)
+  const hasExpiry = msg.expiresAt !== undefined
+  const value = Buffer.allocUnsafe(HEADER + topic.length + clientId.length + msg.payload.length)
+  value[0] = VERSION
+  value[1] = msg.qos | (msg.retain ? 4 : 0) | (hasExpiry ? 8 : 0)
+  value.writeDoubleBE(msg.acceptedAt, 2)
+  value.writeDoubleBE(msg.expiresAt ?? 0, 10)
+  value.writeUInt16BE(topic.length, 18)
+  value.writeUInt16BE(clientId.length, 20)
+  topic.copy(value, HEADER)
+  clientId.copy(value, HEADER + topic.length)
+  value.set(msg.payload, HEADER + topic.length + clientId.length)
+  return value
+}
+
+function checkHeader (value: Buffer): void {
+  if (value.length < HEADER || value[0] !== VERSION || (value[1]! & 3) === 3) throw new Error('unknown value format')
+  if (HEADER + value.readUInt16BE(18) + value.readUInt16BE(20) > value.length) throw new Error('truncated value')
+}
+
+/** Bytes an entry counts against `maxBytes`: topic + payload. */
+export function storedSize (value: Buffer): number {
+  checkHeader(value)
+  return value.length - HEADER - value.readUInt16BE(20)
+}
+
+export function messageSize (msg: PendingMessage): number {
+  return Buffer.byteLength(msg.topic, 'utf8') + msg.payload.length
+}
+
+export function topicOf (value: Buffer): string {
+  checkHeader(value)
+  return value.toString('utf8', HEADER, HEADER + value.readUInt16BE(18))
+}
+
+/** Expiry without decoding the strings; undefined when the entry never expires. */
+export function expiresAtOf (value: Buffer): number | undefined {
+  checkHeader(value)
+  return (value[1]! & 8) !== 0 ? value.readDoubleBE(10) : undefined
+}
+
+export function decodeValue (seq: number, value: Buffer): StoredMessage {
+  checkHeader(value)
+  const flags = value[1]!
+  const topicEnd = HEADER + value.readUInt16BE(18)
+  const clientIdEnd = topicEnd + value.readUInt16BE(20)
+  const msg: StoredMessage = {
+    seq,
+    topic: value.toString('utf8', HEADER, topicEnd),
+    payload: value.subarray(clientIdEnd),
+    qos: (flags & 3) as 0 | 1 | 2,
+    retain: (flags & 4) !== 0,
+    clientId: value.toString('utf8', topicEnd, clientIdEnd),
+    acceptedAt: value.readDoubleBE(2)
+  }
+  if ((flags & 8) !== 0) msg.expiresAt = value.readDoubleBE(10)
+  return msg
+}

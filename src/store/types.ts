@@ -1,0 +1,94 @@
+/** A publish accepted from a terminal, waiting to be forwarded to Broker1. */
+export interface PendingMessage {
+  topic: string
+  /** Stored and returned byte for byte. */
+  payload: Buffer
+  qos: 0 | 1 | 2
+  retain: boolean
+  clientId: string
+  /** When the access tier accepted the publish (ms since epoch). */
+  acceptedAt: number
+  /** Absolute expiry (ms since epoch), e.g. derived from a TTL; omitted = never expires. */
+  expiresAt?: number
+}
+
+/**
+ * A message as committed to the store. `seq` is a positive safe integer,
+ * strictly increasing in append order and across restarts (never reused,
+ * not necessarily contiguous).
+ */
+export interface StoredMessage extends PendingMessage {
+  seq: number
+}
+
+export interface StoreStats {
+  /** Appends that were committed (including ones later dropped as oldest). */
+  appended: number
+  /** Entries removed by `delete()` (acknowledged by Broker1). */
+  deleted: number
+  /** Entries dropped to make room under `overflow: 'drop-oldest'`. */
+  droppedOverflow: number
+  /** Appends rejected with `StoreFullError` under `overflow: 'reject-new'`. */
+  rejectedFull: number
+  /** Entries found expired by `read()` and deleted. */
+  expired: number
+  /** `db.batch` writes issued (one per group commit). */
+  batches: number
+}
+
+export interface DroppedEvent {
+  reason: 'overflow' | 'expired'
+  count: number
+  /** Set when every dropped entry of this event had the same topic. */
+  topic?: string
+}
+
+export interface PendingStoreEvents {
+  dropped: [DroppedEvent]
+}
+
+/** Durable FIFO of publishes waiting for Broker1. */
+export interface PendingStore {
+  open(): Promise<void>
+  /** Resolves once the message is committed (durable per the fsync mode). */
+  append(msg: PendingMessage): Promise<StoredMessage>
+  /**
+   * Up to `limit` live messages with seq > `afterSeq`, in seq order.
+   * Expired entries met on the way are skipped, deleted and counted.
+   * An empty result means there is nothing after `afterSeq`.
+   */
+  read(afterSeq?: number, limit?: number): Promise<StoredMessage[]>
+  /** Pages through `read()`; memory stays bounded by `pageSize`. */
+  iterate(afterSeq?: number, pageSize?: number): AsyncIterableIterator<StoredMessage>
+  /** Removes an entry once Broker1 acknowledged it. Unknown seqs are ignored. */
+  delete(seq: number): Promise<void>
+  readonly count: number
+  /** Sum of topic (utf8) + payload bytes of the stored entries. */
+  readonly bytes: number
+  readonly stats: Readonly<StoreStats>
+  /** Flushes queued writes, then closes. */
+  close(): Promise<void>
+}
+
+export type FsyncMode = 'always' | 'batch' | 'never'
+export type OverflowPolicy = 'drop-oldest' | 'reject-new'
+
+export interface StoreLogger {
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  error(obj: object, msg?: string): void
+}
+
+export interface LevelPendingStoreOptions {
+  path: string
+  /**
+   * 'always': one synced write per append (no grouping);
+   * 'batch' (default): group commit, every group written with sync;
+   * 'never': group commit without sync (survives a process crash, not an OS crash).
+   */
+  fsync?: FsyncMode
+  maxMessages: number
+  maxBytes: number
+  overflow: OverflowPolicy
+  logger?: StoreLogger
+}
