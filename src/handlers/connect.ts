@@ -41,11 +41,16 @@ export function authenticate (tier: DualBroker): AuthenticateHook {
     if (identity === undefined) return done(refusal(SERVER_UNAVAILABLE), false)
     tier.connectPackets.delete(client)
     // Aedes assigns an id to a clean client that sent none; the brokers must see the same one.
-    const session = new TerminalSession(client, { ...identity, clientId: client.id }, tier.healths, tier.router)
-    session.open().then((outcomes) => {
+    const session = new TerminalSession(client, { ...identity, clientId: client.id }, tier.healths, tier.failover)
+    let previous: TerminalSession | undefined
+    tier.prepareTakeover(client.id).then((yielded) => {
+      previous = yielded
+      return session.open()
+    }).then((outcomes) => {
       const returnCode = decide(outcomes)
       if (returnCode !== 0 || client.closed) {
         session.close(true)
+        previous?.resumeAfterTakeover()
         return done(returnCode === 0 ? null : refusal(returnCode), false)
       }
       tier.register(session)

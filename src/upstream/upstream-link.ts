@@ -126,7 +126,13 @@ export class UpstreamLink extends EventEmitter<UpstreamLinkEvents> {
       const onClose = (): void => finish()
       const timer = setTimeout(onClose, this.endpoint.health.ackTimeoutMs)
       client.once('close', onClose)
-      client.subscribe(subscriptions, (error, granted) => finish(error === null ? granted : undefined))
+      // mqtt.js reports a SUBACK with a failure code (0x80) as an error, with the SUBACK packet beside it.
+      client.subscribe(subscriptions, (error, granted, packet) => {
+        if (packet === undefined) return finish(error === null ? granted : undefined)
+        const topics = Object.keys(subscriptions)
+        const codes = packet.granted as Array<number | { qos: number }>
+        finish(codes.map((code, i) => ({ topic: topics[i]!, qos: (typeof code === 'number' ? code : code.qos) as ISubscriptionGrant['qos'] })))
+      })
     })
   }
 
@@ -137,6 +143,21 @@ export class UpstreamLink extends EventEmitter<UpstreamLinkEvents> {
 
   ping (): void {
     if (this.online) this.client!.sendPing()
+  }
+
+  /**
+   * Ends this connection with DISCONNECT (no will) and resolves once it is
+   * closed. Unlike `end`, the link may connect again later, and no 'offline'
+   * is emitted: the terminal session chose this.
+   */
+  release (): Promise<void> {
+    const client = this.client
+    if (client === undefined) return Promise.resolve()
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
+    this.client = undefined
+    this.online = false
+    closeConnection(client, true)
+    return closed
   }
 
   /**
