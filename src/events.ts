@@ -27,5 +27,12 @@ export interface DualBrokerEvents {
   failover: [event: { reason: string }]
   /** Broker1 is back and nothing is pending: traffic returns to it. */
   failback: [event: { downMs: number }]
+  /** Broker1 has been stable for `health.failbackDelayMs` and the store is replayed to it. */
+  'replay-start': [event: { pending: number }]
+  /** At most once a second during a replay. */
+  'replay-progress': [event: { replayed: number, pending: number }]
+  'replay-end': [event: { replayed: number, durationMs: number }]
+  /** Messages discarded: by a `drop` policy, by a full store (`drop-oldest`), or expired (TTL). */
+  dropped: [event: { reason: 'policy' | 'overflow' | 'expired', count: number, topic?: string }]
   error: [error: Error]
 }

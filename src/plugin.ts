@@ -5,7 +5,8 @@ import { type DualBrokerOptions, pluginSchema, type ResolvedOptions } from './co
 import { ConfigError } from './config/errors.js'
 import { formatIssues } from './config/problems.js'
 import type { DualBrokerEvents, TierState } from './events.js'
-import { primaryThenStandby, type Router } from './failover/router.js'
+import { FailoverController } from './failover/controller.js'
+import { PolicyTable } from './failover/policy.js'
 import { authenticate, preConnect } from './handlers/connect.js'
 import { onClientDisconnect } from './handlers/disconnect.js'
 import { onPing } from './handlers/ping.js'
@@ -15,6 +16,7 @@ import { onUnsubscribe } from './handlers/unsubscribe.js'
 import { type Logger, silentLogger } from './logger.js'
 import { BrokerEndpoint } from './upstream/broker-endpoint.js'
 import { BrokerHealth } from './upstream/broker-health.js'
+import { LevelPendingStore } from './store/index.js'
 import type { TerminalSession } from './upstream/terminal-session.js'
 import type { TerminalIdentity } from './upstream/upstream-link.js'
 
@@ -33,11 +35,12 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
   readonly healths: readonly [BrokerHealth, BrokerHealth]
   readonly sessions = new Map<Client, TerminalSession>()
   readonly connectPackets = new WeakMap<Client, TerminalIdentity>()
-  readonly router: Router = primaryThenStandby
+  readonly failover: FailoverController
   private readonly byClientId = new Map<string, TerminalSession>()
   private readonly publishQueues = new Map<Client, PublishAdmissions>()
   private readonly detach: Array<() => void> = []
   private closing: Promise<void> | undefined
+  private started = false
 
   constructor (readonly aedes: Aedes, readonly options: ResolvedOptions, readonly logger: Logger) {
     super()
@@ -45,6 +48,11 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
       new BrokerHealth(new BrokerEndpoint('broker1', options.broker1, options.health)),
       new BrokerHealth(new BrokerEndpoint('broker2', options.broker2, options.health))
     ]
+    const store = options.store?.path === undefined
+      ? undefined
+      : new LevelPendingStore({ ...options.store, path: options.store.path, logger })
+    store?.on('dropped', (event) => this.emit('dropped', event))
+    this.failover = new FailoverController(this, store, new PolicyTable(options.policies, options.defaultPolicy), options.replay, options.health)
   }
 
   /** Composes with the hooks already on the instance: theirs run first, ours only after they allow. */
@@ -97,16 +105,24 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
       this.logger.info({ broker, url: health.endpoint.safeUrl }, 'broker up')
       this.emit('broker-up', { broker })
       for (const session of this.sessions.values()) void session.bringInLine(index)
+      if (this.started) this.failover.brokerUp(index)
     })
     health.on('down', (reason) => {
       this.logger.warn({ broker, url: health.endpoint.safeUrl, reason }, 'broker down')
       this.emit('broker-down', { broker, reason })
+      // The mode changes first, so that what the lost sessions had in flight is routed by the new mode.
+      if (this.started) this.failover.brokerDown(index, reason)
       for (const session of this.sessions.values()) session.links[index].drop()
     })
   }
 
-  /** Resolves once each broker's health link has a first verdict (bounded by `health.connectTimeoutMs`). */
+  /**
+   * Opens the pending store (a store that cannot be opened stops the start), then
+   * resolves once each broker's health link has a first verdict (bounded by
+   * `health.connectTimeoutMs`).
+   */
   async start (): Promise<void> {
+    await this.failover.pendingStore?.open()
     const verdicts = this.healths.map((health) => new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, this.options.health.connectTimeoutMs)
       const settle = (): void => { clearTimeout(timer); resolve() }
@@ -115,6 +131,12 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
     }))
     for (const health of this.healths) health.start()
     await Promise.all(verdicts)
+    this.started = true
+    this.failover.start()
+  }
+
+  flushAll (): void {
+    for (const session of this.sessions.values()) session.outbox.flush()
   }
 
   register (session: TerminalSession): void {
@@ -123,6 +145,13 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
     this.byClientId.set(session.client.id, session)
     this.sessions.set(session.client, session)
     this.publishQueues.set(session.client, new PublishAdmissions(this, session.client))
+  }
+
+  /** The live session with this client id, if any, steps aside for a new connection (see `yieldToTakeover`). */
+  async prepareTakeover (clientId: string): Promise<TerminalSession | undefined> {
+    const previous = this.byClientId.get(clientId)
+    await previous?.yieldToTakeover()
+    return previous
   }
 
   unregister (session: TerminalSession): void {
@@ -145,14 +174,15 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
 
   get state (): TierState {
     const [broker1, broker2] = this.healths
+    const store = this.failover.pendingStore
     return {
-      mode: broker1.state === 'down' ? 'failover' : 'normal',
+      mode: this.failover.mode,
       brokers: {
         broker1: { state: broker1.state, url: broker1.endpoint.safeUrl },
         broker2: { state: broker2.state, url: broker2.endpoint.safeUrl }
       },
       clients: this.sessions.size,
-      pending: { messages: 0, bytes: 0 }
+      pending: { messages: store?.count ?? 0, bytes: store?.bytes ?? 0 }
     }
   }
 
@@ -169,6 +199,7 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
     this.byClientId.clear()
     this.publishQueues.clear()
     await Promise.all(this.healths.map((health) => health.close()))
+    await this.failover.close()
   }
 }
 

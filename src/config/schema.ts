@@ -30,6 +30,14 @@ export const brokerSchema = z.strictObject({
   /** Replaces the terminal's own credentials at this broker (a deliberate choice: see README). */
   username: z.string().optional(),
   password: z.string().optional(),
+  /**
+   * Credentials of the tier's own sessions at this broker (health link, replay of the pending
+   * store). Defaults to `username`/`password`, else none.
+   */
+  service: z.strictObject({
+    username: z.string().optional(),
+    password: z.string().optional()
+  }).optional(),
   /** Prefixed to upstream client ids, for a broker shared with other tiers. */
   clientIdPrefix: z.string().default(''),
   protocolVersion: z.literal([4, 5], { error: 'expected 4 (MQTT 3.1.1) or 5' }).default(4),
@@ -46,7 +54,12 @@ export const healthSchema = z.strictObject({
   connectTimeoutMs: z.number().int().positive().default(5000),
   ackTimeoutMs: z.number().int().positive().default(5000),
   failbackDelayMs: z.number().int().nonnegative().default(2000),
-  reconnectPeriodMs: z.number().int().positive().default(500)
+  reconnectPeriodMs: z.number().int().positive().default(500),
+  /**
+   * Live publishes a broker acked this recently are sent again when it is lost: a broker killed
+   * right after acking may not have passed them on. 0 turns it off.
+   */
+  resendWindowMs: z.number().int().nonnegative().default(1000)
 })
 
 export const policySchema = z.strictObject({

@@ -1,65 +1,171 @@
 import type { UpstreamLink } from '../upstream/upstream-link.js'
-import type { Router } from './router.js'
+import type { Policy, Qos } from './policy.js'
+import type { Route } from './router.js'
 
 export type Acknowledge = (error?: Error | null) => void
+
+/** What the outbox needs from the tier: the policy, the routing decision, the store. */
+export interface Forwarding {
+  policyFor: (topic: string) => Policy
+  route: (policy: Policy, links: readonly UpstreamLink[]) => Route
+  /** Resolves once the store committed the message. */
+  store: (message: OutgoingPublish, policy: Policy, anyBroker: boolean) => Promise<unknown>
+  dropped: (topic: string) => void
+}
 
 /** One terminal publish on its way upstream; the terminal's ack waits in `acknowledge`. */
 export class OutgoingPublish {
   target: UpstreamLink | undefined
+  sentAt = 0
+  /** Parts still to complete before the terminal is acked (2 for `both`: Broker2 and the store). */
+  parts = 1
+  stored = false
+  /** Already acknowledged to the terminal: sent again only because its broker crashed right after acking. */
+  acknowledged = false
+  ackedBy: UpstreamLink | undefined
   constructor (
     readonly topic: string,
     readonly payload: Buffer,
-    readonly qos: 0 | 1 | 2,
+    public qos: Qos,
     readonly retain: boolean,
+    readonly clientId: string,
     readonly acknowledge: Acknowledge
   ) {}
+
+  complete (error?: Error | null): void {
+    if (this.acknowledged) return
+    if (error != null) {
+      this.parts = 0
+      this.acknowledged = true
+      this.acknowledge(error)
+    } else if (--this.parts === 0) {
+      this.acknowledged = true
+      this.acknowledge()
+    }
+  }
 }
 
 /**
- * A terminal's QoS 1/2 publishes until a broker acked them. Messages go out in
- * the order they were accepted; what was in flight on a link that went down is
- * sent again, in the same order, on the next target (at least once, never lost).
+ * A terminal's publishes until they are safe: acked by the broker they were
+ * routed to, or committed to the store. Messages go out in the order they were
+ * accepted; what was in flight on a session that went down is routed again, in
+ * the same order (at least once, never lost).
  */
 export class Outbox {
   private readonly inflight = new Set<OutgoingPublish>()
   private waiting: OutgoingPublish[] = []
-  droppedQos0 = 0
+  /** Live publishes acked in the last `resendWindowMs`, oldest first. */
+  private recent: OutgoingPublish[] = []
+  private recentHead = 0
 
-  constructor (private readonly links: readonly UpstreamLink[], private readonly router: Router) {}
+  constructor (
+    private readonly links: readonly UpstreamLink[],
+    private readonly forwarding: Forwarding,
+    private readonly resendWindowMs: number
+  ) {}
 
   get size (): number {
     return this.inflight.size + this.waiting.length
   }
 
+  /** Send time of the oldest live publish still waiting for its broker's ack. */
+  get oldestSentAt (): number | undefined {
+    for (const message of this.inflight) return message.sentAt
+    return undefined
+  }
+
   send (message: OutgoingPublish): void {
-    if (this.waiting.length > 0) {
-      this.waiting.push(message) // keep order behind what already waits
+    if (this.waiting.length > 0 || !this.dispatch(message)) this.waiting.push(message)
+  }
+
+  /** Returns false when the message must wait for a session to come online. */
+  private dispatch (message: OutgoingPublish): boolean {
+    const policy = this.forwarding.policyFor(message.topic)
+    if (policy.maxQos !== undefined && message.qos > policy.maxQos) message.qos = policy.maxQos
+    const route = this.forwarding.route(policy, this.links)
+    switch (route.kind) {
+      case 'wait':
+        if (message.qos > 0) return false
+        this.forwarding.dropped(message.topic) // QoS 0 is never held: at most once
+        message.complete()
+        return true
+      case 'drop':
+        this.forwarding.dropped(message.topic)
+        message.complete()
+        return true
+      case 'store':
+        this.store(message, policy, route.anyBroker)
+        return true
+      case 'both':
+        message.parts = 2
+        this.store(message, policy, false)
+        this.sendLive(message, route.link)
+        return true
+      case 'live':
+        this.sendLive(message, route.link)
+        return true
+    }
+  }
+
+  private store (message: OutgoingPublish, policy: Policy, anyBroker: boolean): void {
+    message.stored = true
+    this.forwarding.store(message, policy, anyBroker).then(() => message.complete(), (error: Error) => message.complete(error))
+  }
+
+  private sendLive (message: OutgoingPublish, link: UpstreamLink): void {
+    if (message.qos === 0) {
+      link.publish(message.topic, message.payload, 0, message.retain, noop)
+      message.complete()
       return
     }
-    this.dispatch(message)
-  }
-
-  private dispatch (message: OutgoingPublish): boolean {
-    const link = this.router(message.topic, this.links)
-    if (message.qos === 0) {
-      if (link === undefined) this.droppedQos0++
-      else link.publish(message.topic, message.payload, 0, message.retain, noop)
-      message.acknowledge()
-      return true
-    }
-    if (link === undefined) return false
     message.target = link
+    message.sentAt = Date.now()
     this.inflight.add(message)
     link.publish(message.topic, message.payload, message.qos, message.retain, (error) => {
-      // A late ack from a link the message was already moved away from is ignored.
-      if (message.target !== link || error !== undefined && error !== null) return
+      // A late ack from a session the message was already moved away from is ignored.
+      if (message.target !== link || error != null) return
       this.inflight.delete(message)
-      message.acknowledge()
+      message.target = undefined
+      message.ackedBy = link
+      message.sentAt = Date.now()
+      if (!message.stored) this.remember(message)
+      message.complete()
     })
-    return true
   }
 
-  /** A link came online: send what waited for one. */
+  private remember (message: OutgoingPublish): void {
+    if (this.resendWindowMs <= 0) return
+    this.recent.push(message)
+    const oldest = message.sentAt - this.resendWindowMs
+    while (this.recentHead < this.recent.length && this.recent[this.recentHead]!.sentAt < oldest) this.recentHead++
+    if (this.recentHead > 1024 && this.recentHead * 2 > this.recent.length) {
+      this.recent = this.recent.slice(this.recentHead)
+      this.recentHead = 0
+    }
+  }
+
+  /**
+   * What `link`'s broker acked in the last `resendWindowMs`: a broker killed
+   * right after acking may not have passed the message on (mosquitto acks
+   * before it writes to subscribers), so those are sent again (at least once).
+   */
+  private recentlyAckedBy (link: UpstreamLink): OutgoingPublish[] {
+    const oldest = Date.now() - this.resendWindowMs
+    const again: OutgoingPublish[] = []
+    for (let i = this.recentHead; i < this.recent.length; i++) {
+      const message = this.recent[i]!
+      if (message.ackedBy !== link || message.sentAt < oldest) continue
+      message.ackedBy = undefined
+      message.parts = 1
+      message.stored = false
+      again.push(message)
+    }
+    this.recent = []
+    this.recentHead = 0
+    return again
+  }
+
+  /** A session came online, or the tier's mode changed: route again what waits. */
   flush (): void {
     const waiting = this.waiting
     this.waiting = []
@@ -68,14 +174,16 @@ export class Outbox {
     if (i < waiting.length) this.waiting = waiting.slice(i).concat(this.waiting)
   }
 
-  /** A link went offline: what it had in flight goes first, to the next target. */
+  /** A session went offline: what it had in flight is routed again, ahead of what waits. */
   reroute (link: UpstreamLink): void {
-    const moved: OutgoingPublish[] = []
+    const moved = this.recentlyAckedBy(link)
     for (const message of this.inflight) {
       if (message.target !== link) continue
       message.target = undefined
       this.inflight.delete(message)
-      moved.push(message)
+      // `both`: the store already holds it for Broker1; Broker2's copy was best effort.
+      if (message.stored) message.complete()
+      else moved.push(message)
     }
     if (moved.length === 0) return
     this.waiting = moved.concat(this.waiting)
@@ -86,6 +194,8 @@ export class Outbox {
   clear (): void {
     this.inflight.clear()
     this.waiting = []
+    this.recent = []
+    this.recentHead = 0
   }
 }
 

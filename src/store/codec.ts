@@ -32,7 +32,7 @@ export function decodeSeq (value: Buffer): number {
 
 // Value: version(1) flags(1) acceptedAt(f64) expiresAt(f64) topicLen(u16) clientIdLen(u16)
 //        topic(utf8) clientId(utf8) payload(raw bytes)
-// flags: bits 0-1 qos, bit 2 retain, bit 3 has expiresAt.
+// flags: bits 0-1 qos, bit 2 retain, bit 3 has expiresAt, bit 4 any broker (policy `failover`).
 const VERSION = 1
 const HEADER = 22
 const MAX_STR = 0xffff
@@ -47,7 +47,7 @@ export function encodeValue (msg: PendingMessage): Buffer {
   const hasExpiry = msg.expiresAt !== undefined
   const value = Buffer.allocUnsafe(HEADER + topic.length + clientId.length + msg.payload.length)
   value[0] = VERSION
-  value[1] = msg.qos | (msg.retain ? 4 : 0) | (hasExpiry ? 8 : 0)
+  value[1] = msg.qos | (msg.retain ? 4 : 0) | (hasExpiry ? 8 : 0) | (msg.anyBroker === true ? 16 : 0)
   value.writeDoubleBE(msg.acceptedAt, 2)
   value.writeDoubleBE(msg.expiresAt ?? 0, 10)
   value.writeUInt16BE(topic.length, 18)
@@ -99,5 +99,6 @@ export function decodeValue (seq: number, value: Buffer): StoredMessage {
     acceptedAt: value.readDoubleBE(2)
   }
   if ((flags & 8) !== 0) msg.expiresAt = value.readDoubleBE(10)
+  if ((flags & 16) !== 0) msg.anyBroker = true
   return msg
 }

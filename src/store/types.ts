@@ -10,6 +10,8 @@ export interface PendingMessage {
   acceptedAt: number
   /** Absolute expiry (ms since epoch), e.g. derived from a TTL; omitted = never expires. */
   expiresAt?: number
+  /** May be delivered to whichever broker is back first (policy `failover`), not only Broker1. */
+  anyBroker?: boolean
 }
 
 /**

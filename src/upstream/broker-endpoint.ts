@@ -35,6 +35,14 @@ export class BrokerEndpoint {
     }
   }
 
+  /** Credentials of the tier's own sessions (health link, replay). */
+  get serviceCredentials (): Pick<IClientOptions, 'username' | 'password'> {
+    const { service, username, password } = this.options
+    const user = service?.username ?? username
+    const pass = service?.password ?? password
+    return { ...(user !== undefined && { username: user }), ...(pass !== undefined && { password: pass }) }
+  }
+
   /** The URL without credentials, for logs. */
   get safeUrl (): string {
     const url = new URL(this.url)

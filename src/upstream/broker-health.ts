@@ -38,8 +38,7 @@ export class BrokerHealth extends EventEmitter<BrokerHealthEvents> {
       keepalive: health.keepaliveSeconds,
       // A frozen broker must not hold the probe for longer than a keepalive would.
       connectTimeout: Math.min(health.connectTimeoutMs, health.keepaliveSeconds * 1500),
-      ...(options.username !== undefined && { username: options.username }),
-      ...(options.password !== undefined && { password: options.password })
+      ...this.endpoint.serviceCredentials
     }))
     this.client = client
     let refused = false

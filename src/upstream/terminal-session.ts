@@ -1,7 +1,6 @@
 import type { IPublishPacket } from 'mqtt'
 import type { Client } from '../aedes-types.js'
-import { Outbox } from '../failover/outbox.js'
-import type { Router } from '../failover/router.js'
+import { type Forwarding, Outbox } from '../failover/outbox.js'
 import type { BrokerHealth } from './broker-health.js'
 import { type ConnectOutcome, type TerminalIdentity, UpstreamLink } from './upstream-link.js'
 
@@ -19,6 +18,8 @@ export class TerminalSession {
   readonly outbox: Outbox
   /** Another connection with the same client id took over: never reconnect. */
   superseded = false
+  /** A connection with the same client id is being opened upstream: hold reconnects. */
+  private yielding = false
   private closed = false
   private readonly retryTimers = new Set<NodeJS.Timeout>()
 
@@ -26,14 +27,14 @@ export class TerminalSession {
     readonly client: Client,
     readonly identity: TerminalIdentity,
     private readonly healths: readonly [BrokerHealth, BrokerHealth],
-    router: Router
+    forwarding: Forwarding
   ) {
     const deliver = this.deliver.bind(this)
     this.links = [
       new UpstreamLink(healths[0].endpoint, identity, deliver),
       new UpstreamLink(healths[1].endpoint, identity, deliver)
     ]
-    this.outbox = new Outbox(this.links, router)
+    this.outbox = new Outbox(this.links, forwarding, healths[0].endpoint.health.resendWindowMs)
     for (const link of this.links) link.on('offline', this.onOffline)
   }
 
@@ -44,13 +45,17 @@ export class TerminalSession {
 
   private openLink (index: 0 | 1): Promise<ConnectOutcome> {
     if (this.healths[index].state === 'down') return Promise.resolve({ kind: 'unreachable', reason: 'broker down' })
-    return this.links[index].connect()
+    return this.links[index].connect().then((outcome) => {
+      // Up but slow (or lost before CONNACK): try again, as for a session lost later.
+      if (outcome.kind === 'unreachable') this.retryLater(index)
+      return outcome
+    })
   }
 
   /** A broker came back (or a lost session's retry is due): re-open, re-subscribe, send what waited. */
   async bringInLine (index: 0 | 1): Promise<void> {
     const link = this.links[index]
-    if (this.closed || this.superseded || link.online || link.connecting) return
+    if (this.closed || this.superseded || this.yielding || link.online || link.connecting) return
     const outcome = await link.connect()
     if (outcome.kind !== 'accepted') {
       this.retryLater(index)
@@ -82,7 +87,7 @@ export class TerminalSession {
 
   /** While the broker is down the health link's 'up' brings the session back instead. */
   private retryLater (index: 0 | 1): void {
-    if (this.closed || this.superseded || this.healths[index].state === 'down') return
+    if (this.closed || this.superseded || this.yielding || this.healths[index].state === 'down') return
     const timer = setTimeout(() => {
       this.retryTimers.delete(timer)
       void this.bringInLine(index)
@@ -100,6 +105,26 @@ export class TerminalSession {
     this.client.publish({
       cmd: 'publish', topic: packet.topic, payload, qos: packet.qos, retain: packet.retain, dup: false
     }, (error) => done(error ?? undefined))
+  }
+
+  /**
+   * The same client id is connecting again, and each broker will take this
+   * session over. Only the will holder may (it publishes the will once, as a
+   * single broker would); the other sessions end with DISCONNECT first.
+   */
+  async yieldToTakeover (): Promise<void> {
+    this.yielding = true
+    const willAt = this.links.find((link) => link.online)
+    const released = this.links.filter((link) => link !== willAt)
+    await Promise.all(released.map((link) => link.release()))
+    for (const link of released) this.outbox.reroute(link)
+  }
+
+  /** The connection that was to take over was refused: this session is the terminal's again. */
+  resumeAfterTakeover (): void {
+    this.yielding = false
+    void this.bringInLine(0)
+    void this.bringInLine(1)
   }
 
   ping (): void {

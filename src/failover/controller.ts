@@ -1,0 +1,163 @@
+import type { EventEmitter } from 'node:events'
+import type { DualBrokerEvents, TierMode } from '../events.js'
+import type { Logger } from '../logger.js'
+import type { LevelPendingStore, StoredMessage } from '../store/index.js'
+import type { BrokerHealth } from '../upstream/broker-health.js'
+import type { UpstreamLink } from '../upstream/upstream-link.js'
+import type { Forwarding, OutgoingPublish } from './outbox.js'
+import type { Policy, PolicyTable } from './policy.js'
+import { Replayer, type ReplayOptions } from './replayer.js'
+import { route, type Route } from './router.js'
+
+/** What the controller needs of the tier around it. */
+export interface FailoverHost extends Pick<EventEmitter<DualBrokerEvents>, 'emit'> {
+  readonly healths: readonly [BrokerHealth, BrokerHealth]
+  readonly logger: Logger
+  /** Route again every terminal's waiting publishes (the mode changed). */
+  flushAll: () => void
+}
+
+export interface FailoverTiming { failbackDelayMs: number, reconnectPeriodMs: number }
+
+const anyBrokerOnly = (message: StoredMessage): boolean => message.anyBroker === true
+const everything = (): boolean => true
+
+/**
+ * The tier's mode (DESIGN §2): `normal` while Broker1 is up and nothing is
+ * pending; `failover` from the moment Broker1 is down until it has been back,
+ * with a CONNACK, for `failbackDelayMs` (a broker that goes down again restarts
+ * the delay); then `replaying` while the store drains to Broker1, after which
+ * traffic returns to Broker1 live (`failback`).
+ */
+export class FailoverController implements Forwarding {
+  mode: TierMode = 'normal'
+  droppedByPolicy = 0
+  private appending = 0
+  private quietWaiters: Array<() => void> = []
+  private failbackTimer: NodeJS.Timeout | undefined
+  private replayer: Replayer | undefined
+  private downSince = 0
+  private closed = false
+
+  constructor (
+    private readonly host: FailoverHost,
+    readonly pendingStore: LevelPendingStore | undefined,
+    private readonly policies: PolicyTable,
+    private readonly replay: ReplayOptions,
+    private readonly timing: FailoverTiming
+  ) {}
+
+  /** Called once both brokers have a first verdict: a backlog found at start is replayed once Broker1 is up. */
+  start (): void {
+    const [broker1] = this.host.healths
+    if (broker1.state === 'up') void this.failback()
+    else this.brokerDown(0, 'Broker1 unreachable at start')
+  }
+
+  brokerDown (index: 0 | 1, reason: string): void {
+    if (index === 1) return
+    clearTimeout(this.failbackTimer)
+    this.replayer?.stop()
+    if (this.mode === 'failover') return
+    this.mode = 'failover'
+    this.downSince = Date.now()
+    this.host.logger.warn({ reason }, 'failover')
+    this.host.emit('failover', { reason })
+    this.host.flushAll()
+  }
+
+  brokerUp (index: 0 | 1): void {
+    if (index === 1) {
+      if (this.mode !== 'failover') return
+      this.host.flushAll()
+      void this.replayTo(1, anyBrokerOnly)
+      return
+    }
+    clearTimeout(this.failbackTimer)
+    this.failbackTimer = setTimeout(() => void this.failback(), this.timing.failbackDelayMs)
+  }
+
+  /** Broker1 has been stable for the delay: drain the store into it, then go live. */
+  private async failback (): Promise<void> {
+    if (this.closed || this.host.healths[0].state !== 'up') return
+    this.replayer?.stop()
+    if (this.pendingStore !== undefined && (this.pendingStore.count > 0 || this.appending > 0)) {
+      this.mode = 'replaying'
+      this.host.flushAll()
+      const started = Date.now()
+      this.host.emit('replay-start', { pending: this.pendingStore.count })
+      const drained = await this.replayTo(0, everything)
+      if (!drained) {
+        if (this.host.healths[0].state === 'up' && !this.closed) this.brokerUp(0) // interrupted: try again after the delay
+        return
+      }
+      this.host.emit('replay-end', { replayed: this.replayer?.replayed ?? 0, durationMs: Date.now() - started })
+    }
+    const wasDown = this.mode === 'failover' || this.mode === 'replaying'
+    this.mode = 'normal'
+    this.replayer = undefined
+    if (wasDown && this.downSince > 0) {
+      const downMs = Date.now() - this.downSince
+      this.host.logger.info({ downMs }, 'failback')
+      this.host.emit('failback', { downMs })
+    }
+    this.host.flushAll()
+  }
+
+  private async replayTo (index: 0 | 1, accepts: (message: StoredMessage) => boolean): Promise<boolean> {
+    if (this.pendingStore === undefined || this.closed) return false
+    const replayer = new Replayer(this.host.healths[index], this.pendingStore, this.replay, accepts, () => this.whenQuiet(), this.host.logger)
+    this.replayer = replayer
+    replayer.on('progress', (progress) => {
+      this.host.logger.info({ broker: this.host.healths[index].endpoint.name, ...progress }, 'replay progress')
+      this.host.emit('replay-progress', progress)
+    })
+    const drained = await replayer.run()
+    if (this.replayer === replayer && !drained) this.replayer = undefined
+    return drained
+  }
+
+  private whenQuiet (): Promise<void> {
+    if (this.appending === 0) return Promise.resolve()
+    return new Promise((resolve) => this.quietWaiters.push(resolve))
+  }
+
+  policyFor (topic: string): Policy {
+    return this.policies.lookup(topic)
+  }
+
+  route (policy: Policy, links: readonly UpstreamLink[]): Route {
+    return route(policy, this.mode, links, this.pendingStore !== undefined)
+  }
+
+  store (message: OutgoingPublish, policy: Policy, anyBroker: boolean): Promise<unknown> {
+    const now = Date.now()
+    this.appending++
+    return this.pendingStore!.append({
+      topic: message.topic,
+      payload: message.payload,
+      qos: message.qos,
+      retain: message.retain,
+      clientId: message.clientId,
+      acceptedAt: now,
+      ...(policy.ttl !== undefined && { expiresAt: now + policy.ttl }),
+      ...(anyBroker && { anyBroker })
+    }).finally(() => {
+      if (--this.appending > 0) return
+      for (const wake of this.quietWaiters.splice(0)) wake()
+    })
+  }
+
+  dropped (topic: string): void {
+    this.droppedByPolicy++
+    this.host.emit('dropped', { reason: 'policy', count: 1, topic })
+  }
+
+  async close (): Promise<void> {
+    this.closed = true
+    clearTimeout(this.failbackTimer)
+    this.replayer?.stop()
+    await this.whenQuiet()
+    await this.pendingStore?.close()
+  }
+}
