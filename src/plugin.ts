@@ -91,6 +91,8 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
     this.listen('unsubscribe', onUnsubscribe(this))
     this.listen('clientDisconnect', onClientDisconnect(this))
     this.listen('closed', () => { void this.close() })
+    const sweep = setInterval(() => this.checkAcks(), this.options.health.ackTimeoutMs / 2).unref()
+    this.detach.push(() => clearInterval(sweep))
     this.healths.forEach((health, index) => this.watch(health, index as 0 | 1))
   }
 
@@ -133,6 +135,23 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
     await Promise.all(verdicts)
     this.started = true
     this.failover.start()
+  }
+
+  /**
+   * A broker that takes publishes but does not ack them (DESIGN §2) is
+   * suspect: marked down, so what waits for its acks moves to the next target.
+   * One sweep for all terminals instead of a timer per message.
+   */
+  private checkAcks (): void {
+    const now = Date.now()
+    for (const session of this.sessions.values()) {
+      const link = session.outbox.overdue(now, this.options.health.ackTimeoutMs)
+      if (link === undefined) continue
+      const health = this.healths[link.endpoint.name === 'broker1' ? 0 : 1]
+      this.logger.warn({ broker: link.endpoint.name, clientId: session.client.id }, 'publish ack timed out')
+      health.suspect('publish ack timed out')
+      if (health.state === 'down') link.drop() // only this session's link was slow: move its messages on
+    }
   }
 
   flushAll (): void {

@@ -61,7 +61,8 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
       await persistence.destroy()
     })
     const { listen, http: _http, data: _data, logLevel: _logLevel, ...pluginOptions } = resolved
-    const tier = await dualBroker(aedes, { ...pluginOptions, broker1, broker2, logger })
+    const store = { ...pluginOptions.store, path: pluginOptions.store?.path ?? join(resolved.data, 'pending') }
+    const tier = await dualBroker(aedes, { ...pluginOptions, store, broker1, broker2, logger })
     cleanup.push(() => tier.close())
 
     const mqtt = await listenTcp(aedes, listen.host, listen.port)

@@ -59,7 +59,7 @@ export const healthSchema = z.strictObject({
    * Live publishes a broker acked this recently are sent again when it is lost: a broker killed
    * right after acking may not have passed them on. 0 turns it off.
    */
-  resendWindowMs: z.number().int().nonnegative().default(1000)
+  resendWindowMs: z.number().int().nonnegative().default(500)
 })
 
 export const policySchema = z.strictObject({

@@ -68,9 +68,9 @@ export class Outbox {
     return this.inflight.size + this.waiting.length
   }
 
-  /** Send time of the oldest live publish still waiting for its broker's ack. */
-  get oldestSentAt (): number | undefined {
-    for (const message of this.inflight) return message.sentAt
+  /** The session whose oldest live publish has waited longer than `timeoutMs` for its ack, if any. */
+  overdue (now: number, timeoutMs: number): UpstreamLink | undefined {
+    for (const message of this.inflight) return now - message.sentAt > timeoutMs ? message.target : undefined
     return undefined
   }
 

@@ -11,7 +11,7 @@ export interface RecordedMessage {
 }
 
 export interface RecordOptions
-  extends Pick<IClientOptions, 'clientId' | 'username' | 'password' | 'reconnectPeriod' | 'clean' | 'protocolVersion'> {
+  extends Pick<IClientOptions, 'clientId' | 'username' | 'password' | 'reconnectPeriod' | 'clean' | 'protocolVersion' | 'keepalive'> {
   qos?: IClientSubscribeOptions['qos']
 }
 
