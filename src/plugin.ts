@@ -16,6 +16,7 @@ import { onUnsubscribe } from './handlers/unsubscribe.js'
 import { type Logger, silentLogger } from './logger.js'
 import { BrokerEndpoint } from './upstream/broker-endpoint.js'
 import { BrokerHealth } from './upstream/broker-health.js'
+import { MessageIds } from './upstream/message-ids.js'
 import { LevelPendingStore } from './store/index.js'
 import type { TerminalSession } from './upstream/terminal-session.js'
 import type { TerminalIdentity } from './upstream/upstream-link.js'
@@ -36,6 +37,8 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
   readonly sessions = new Map<Client, TerminalSession>()
   readonly connectPackets = new WeakMap<Client, TerminalIdentity>()
   readonly failover: FailoverController
+  /** Present when an upstream speaks MQTT 5: each publish then carries an id its copies are recognised by. */
+  readonly messageIds: MessageIds | undefined
   private readonly byClientId = new Map<string, TerminalSession>()
   private readonly publishQueues = new Map<Client, PublishAdmissions>()
   private readonly detach: Array<() => void> = []
@@ -48,6 +51,7 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
       new BrokerHealth(new BrokerEndpoint('broker1', options.broker1, options.health)),
       new BrokerHealth(new BrokerEndpoint('broker2', options.broker2, options.health))
     ]
+    this.messageIds = options.broker1.protocolVersion === 5 || options.broker2.protocolVersion === 5 ? new MessageIds() : undefined
     const store = options.store?.path === undefined
       ? undefined
       : new LevelPendingStore({ ...options.store, path: options.store.path, logger })

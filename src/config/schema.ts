@@ -85,6 +85,13 @@ export const replaySchema = z.strictObject({
   ratePerSecond: z.number().nonnegative().default(0)
 })
 
+export const dedupSchema = z.strictObject({
+  /** Same topic and payload from the other broker within this window is a copy (MQTT 3.1.1 upstreams); 0 = off. */
+  windowMs: z.number().int().nonnegative().default(2000),
+  /** Message ids and digests remembered per terminal; 0 turns deduplication off. */
+  maxEntries: z.number().int().nonnegative().default(1000)
+})
+
 /** Options of `dualBroker(aedes, options)`. */
 export const pluginSchema = z.strictObject({
   broker1: brokerSchema,
@@ -93,7 +100,8 @@ export const pluginSchema = z.strictObject({
   policies: z.array(policySchema).default([]),
   defaultPolicy: policyMode.default('both'),
   store: storeSchema.optional(),
-  replay: replaySchema.default(replaySchema.parse({}))
+  replay: replaySchema.default(replaySchema.parse({})),
+  dedup: dedupSchema.default(dedupSchema.parse({}))
 })
 
 export type DualBrokerOptions = z.input<typeof pluginSchema>

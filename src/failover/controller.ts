@@ -141,7 +141,8 @@ export class FailoverController implements Forwarding {
       clientId: message.clientId,
       acceptedAt: now,
       ...(policy.ttl !== undefined && { expiresAt: now + policy.ttl }),
-      ...(anyBroker && { anyBroker })
+      ...(anyBroker && { anyBroker }),
+      ...(message.id !== undefined && { id: message.id })
     }).finally(() => {
       if (--this.appending > 0) return
       for (const wake of this.quietWaiters.splice(0)) wake()

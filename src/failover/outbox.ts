@@ -29,6 +29,8 @@ export class OutgoingPublish {
     public qos: Qos,
     readonly retain: boolean,
     readonly clientId: string,
+    /** The tier's id of this message (see Deduplicator), or undefined when no upstream speaks MQTT 5. */
+    readonly id: string | undefined,
     readonly acknowledge: Acknowledge
   ) {}
 
@@ -114,14 +116,14 @@ export class Outbox {
 
   private sendLive (message: OutgoingPublish, link: UpstreamLink): void {
     if (message.qos === 0) {
-      link.publish(message.topic, message.payload, 0, message.retain, noop)
+      link.publish(message.topic, message.payload, 0, message.retain, message.id, noop)
       message.complete()
       return
     }
     message.target = link
     message.sentAt = Date.now()
     this.inflight.add(message)
-    link.publish(message.topic, message.payload, message.qos, message.retain, (error) => {
+    link.publish(message.topic, message.payload, message.qos, message.retain, message.id, (error) => {
       // A late ack from a session the message was already moved away from is ignored.
       if (message.target !== link || error != null) return
       this.inflight.delete(message)

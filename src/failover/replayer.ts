@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import mqtt, { type MqttClient } from 'mqtt'
 import type { Logger } from '../logger.js'
 import type { PendingStore, StoredMessage } from '../store/index.js'
+import { publishOptions } from '../upstream/broker-endpoint.js'
 import type { BrokerHealth } from '../upstream/broker-health.js'
 
 export interface ReplayOptions {
@@ -96,7 +97,7 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
 
   private publish (client: MqttClient, message: StoredMessage): void {
     if (this.inflight++ === 0) this.lastAckAt = Date.now()
-    client.publish(message.topic, message.payload, { qos: message.qos, retain: message.retain }, (error) => {
+    client.publish(message.topic, message.payload, publishOptions(this.health.endpoint, message.qos, message.retain, message.id), (error) => {
       if (error != null) return // the connection is gone: the entry stays and is replayed again
       this.inflight--
       this.replayed++

@@ -57,7 +57,7 @@ export function forward (tier: DualBroker, client: Client, packet: PublishPacket
   const session = tier.sessions.get(client)
   if (session === undefined) return done(new Error('terminal has no upstream session'))
   const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
-  session.outbox.send(new OutgoingPublish(packet.topic, payload, packet.qos, packet.retain, client.id, done))
+  session.outbox.send(new OutgoingPublish(packet.topic, payload, packet.qos, packet.retain, client.id, tier.messageIds?.next(), done))
 }
 
 /**

@@ -30,11 +30,12 @@ export function decodeSeq (value: Buffer): number {
   return value.readDoubleBE(0)
 }
 
-// Value: version(1) flags(1) acceptedAt(f64) expiresAt(f64) topicLen(u16) clientIdLen(u16)
-//        topic(utf8) clientId(utf8) payload(raw bytes)
+// Value: version(1) flags(1) acceptedAt(f64) expiresAt(f64) topicLen(u16) clientIdLen(u16) idLen(u8)
+//        topic(utf8) clientId(utf8) id(utf8) payload(raw bytes)
 // flags: bits 0-1 qos, bit 2 retain, bit 3 has expiresAt, bit 4 any broker (policy `failover`).
-const VERSION = 1
-const HEADER = 22
+const VERSION = 2
+const HEADER = 23
+const MAX_ID = 0xff
 const MAX_STR = 0xffff
 
 export function encodeValue (msg: PendingMessage): Buffer {
@@ -44,29 +45,33 @@ export function encodeValue (msg: PendingMessage): Buffer {
   if (topic.length > MAX_STR) throw new RangeError('topic longer than 65535 bytes')
   if (clientId.length > MAX_STR) throw new RangeError('clientId longer than 65535 bytes')
   if (msg.qos !== 0 && msg.qos !== 1 && msg.qos !== 2) throw new RangeError(`invalid qos ${String(msg.qos)}`)
+  const id = Buffer.from(msg.id ?? '', 'utf8')
+  if (id.length > MAX_ID) throw new RangeError('message id longer than 255 bytes')
   const hasExpiry = msg.expiresAt !== undefined
-  const value = Buffer.allocUnsafe(HEADER + topic.length + clientId.length + msg.payload.length)
+  const value = Buffer.allocUnsafe(HEADER + topic.length + clientId.length + id.length + msg.payload.length)
   value[0] = VERSION
   value[1] = msg.qos | (msg.retain ? 4 : 0) | (hasExpiry ? 8 : 0) | (msg.anyBroker === true ? 16 : 0)
   value.writeDoubleBE(msg.acceptedAt, 2)
   value.writeDoubleBE(msg.expiresAt ?? 0, 10)
   value.writeUInt16BE(topic.length, 18)
   value.writeUInt16BE(clientId.length, 20)
+  value[22] = id.length
   topic.copy(value, HEADER)
   clientId.copy(value, HEADER + topic.length)
-  value.set(msg.payload, HEADER + topic.length + clientId.length)
+  id.copy(value, HEADER + topic.length + clientId.length)
+  value.set(msg.payload, HEADER + topic.length + clientId.length + id.length)
   return value
 }
 
 function checkHeader (value: Buffer): void {
   if (value.length < HEADER || value[0] !== VERSION || (value[1]! & 3) === 3) throw new Error('unknown value format')
-  if (HEADER + value.readUInt16BE(18) + value.readUInt16BE(20) > value.length) throw new Error('truncated value')
+  if (HEADER + value.readUInt16BE(18) + value.readUInt16BE(20) + value[22]! > value.length) throw new Error('truncated value')
 }
 
 /** Bytes an entry counts against `maxBytes`: topic + payload. */
 export function storedSize (value: Buffer): number {
   checkHeader(value)
-  return value.length - HEADER - value.readUInt16BE(20)
+  return value.length - HEADER - value.readUInt16BE(20) - value[22]!
 }
 
 export function messageSize (msg: PendingMessage): number {
@@ -89,10 +94,11 @@ export function decodeValue (seq: number, value: Buffer): StoredMessage {
   const flags = value[1]!
   const topicEnd = HEADER + value.readUInt16BE(18)
   const clientIdEnd = topicEnd + value.readUInt16BE(20)
+  const idEnd = clientIdEnd + value[22]!
   const msg: StoredMessage = {
     seq,
     topic: value.toString('utf8', HEADER, topicEnd),
-    payload: value.subarray(clientIdEnd),
+    payload: value.subarray(idEnd),
     qos: (flags & 3) as 0 | 1 | 2,
     retain: (flags & 4) !== 0,
     clientId: value.toString('utf8', topicEnd, clientIdEnd),
@@ -100,5 +106,6 @@ export function decodeValue (seq: number, value: Buffer): StoredMessage {
   }
   if ((flags & 8) !== 0) msg.expiresAt = value.readDoubleBE(10)
   if ((flags & 16) !== 0) msg.anyBroker = true
+  if (idEnd > clientIdEnd) msg.id = value.toString('utf8', clientIdEnd, idEnd)
   return msg
 }

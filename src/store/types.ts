@@ -12,6 +12,8 @@ export interface PendingMessage {
   expiresAt?: number
   /** May be delivered to whichever broker is back first (policy `failover`), not only Broker1. */
   anyBroker?: boolean
+  /** The tier's message id, sent as an MQTT 5 user property so copies can be recognised. */
+  id?: string
 }
 
 /**

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
-import type { IClientOptions } from 'mqtt'
+import type { IClientOptions, IClientPublishOptions } from 'mqtt'
+import { MESSAGE_ID_PROPERTY } from './dedup.js'
 import type { BrokerOptions, HealthOptions } from '../config/schema.js'
 
 export type BrokerName = 'broker1' | 'broker2'
@@ -50,4 +51,10 @@ export class BrokerEndpoint {
     url.password = ''
     return url.toString()
   }
+}
+
+/** Publish options for one broker: the tier's message id travels as a user property where it speaks MQTT 5. */
+export function publishOptions (endpoint: BrokerEndpoint, qos: 0 | 1 | 2, retain: boolean, id: string | undefined): IClientPublishOptions {
+  if (id === undefined || endpoint.options.protocolVersion !== 5) return { qos, retain }
+  return { qos, retain, properties: { userProperties: { [MESSAGE_ID_PROPERTY]: id } } }
 }

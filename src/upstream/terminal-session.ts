@@ -1,6 +1,7 @@
 import type { IPublishPacket } from 'mqtt'
 import type { Client } from '../aedes-types.js'
 import { type Forwarding, Outbox } from '../failover/outbox.js'
+import { type DedupOptions, Deduplicator } from './dedup.js'
 import type { BrokerHealth } from './broker-health.js'
 import { type ConnectOutcome, type TerminalIdentity, UpstreamLink } from './upstream-link.js'
 
@@ -22,17 +23,21 @@ export class TerminalSession {
   private yielding = false
   private closed = false
   private readonly retryTimers = new Set<NodeJS.Timeout>()
+  private readonly dedup: Deduplicator
+  /** Copies recognised and not delivered again. */
+  duplicatesDropped = 0
 
   constructor (
     readonly client: Client,
     readonly identity: TerminalIdentity,
     private readonly healths: readonly [BrokerHealth, BrokerHealth],
-    forwarding: Forwarding
+    forwarding: Forwarding,
+    dedup: DedupOptions
   ) {
-    const deliver = this.deliver.bind(this)
+    this.dedup = new Deduplicator(dedup)
     this.links = [
-      new UpstreamLink(healths[0].endpoint, identity, deliver),
-      new UpstreamLink(healths[1].endpoint, identity, deliver)
+      new UpstreamLink(healths[0].endpoint, identity, (packet, done) => this.deliver(packet, done, 0)),
+      new UpstreamLink(healths[1].endpoint, identity, (packet, done) => this.deliver(packet, done, 1))
     ]
     this.outbox = new Outbox(this.links, forwarding, healths[0].endpoint.health.resendWindowMs)
     for (const link of this.links) link.on('offline', this.onOffline)
@@ -96,9 +101,14 @@ export class TerminalSession {
   }
 
   /** A message from either broker goes to this terminal only; the broker's ack waits for the write. */
-  private deliver (packet: IPublishPacket, done: (error?: Error) => void): void {
+  private deliver (packet: IPublishPacket, done: (error?: Error) => void, from: number): void {
     if (this.client.closed) {
       done(new Error('terminal gone'))
+      return
+    }
+    if (this.dedup.isDuplicate(packet, from)) {
+      this.duplicatesDropped++
+      done()
       return
     }
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload as Buffer

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import mqtt, { type IClientOptions, type IPublishPacket, type ISubscriptionGrant, type MqttClient } from 'mqtt'
-import type { BrokerEndpoint } from './broker-endpoint.js'
+import { type BrokerEndpoint, publishOptions } from './broker-endpoint.js'
 import { toMqtt311ReturnCode } from './return-codes.js'
 
 /** What a terminal's CONNECT carried, replayed to each broker. */
@@ -109,8 +109,8 @@ export class UpstreamLink extends EventEmitter<UpstreamLinkEvents> {
     }
   }
 
-  publish (topic: string, payload: Buffer, qos: 0 | 1 | 2, retain: boolean, done: (error?: Error) => void): void {
-    this.client!.publish(topic, payload, { qos, retain }, done)
+  publish (topic: string, payload: Buffer, qos: 0 | 1 | 2, retain: boolean, id: string | undefined, done: (error?: Error) => void): void {
+    this.client!.publish(topic, payload, publishOptions(this.endpoint, qos, retain, id), done)
   }
 
   /** Resolves with the granted QoS per topic (128 = refused), or undefined if the link was lost or timed out. */
