@@ -1,5 +1,8 @@
 import type { BrokerName } from './upstream/broker-endpoint.js'
 import type { BrokerState } from './upstream/broker-health.js'
+import type { TierCounters } from './failover/counters.js'
+
+export type { TierCounters }
 
 export type { BrokerName, BrokerState }
 
@@ -17,6 +20,7 @@ export interface TierState {
   /** Connected terminals with an upstream session pair. */
   clients: number
   pending: { messages: number, bytes: number }
+  counters: TierCounters
 }
 
 /** Typed events of a `DualBroker` (see README, "Events"). */
@@ -34,5 +38,7 @@ export interface DualBrokerEvents {
   'replay-end': [event: { replayed: number, durationMs: number }]
   /** Messages discarded: by a `drop` policy, by a full store (`drop-oldest`), or expired (TTL). */
   dropped: [event: { reason: 'policy' | 'overflow' | 'expired', count: number, topic?: string }]
+  /** A live publish was acked by its broker (emitted only while someone listens; for latency metrics). */
+  'publish-acked': [event: { broker: BrokerName, qos: 0 | 1 | 2, seconds: number }]
   error: [error: Error]
 }

@@ -55,7 +55,10 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
     const store = options.store?.path === undefined
       ? undefined
       : new LevelPendingStore({ ...options.store, path: options.store.path, logger })
-    store?.on('dropped', (event) => this.emit('dropped', event))
+    store?.on('dropped', (event) => {
+      this.failover.counters.dropped[event.reason] += event.count
+      this.emit('dropped', event)
+    })
     this.failover = new FailoverController(this, store, new PolicyTable(options.policies, options.defaultPolicy), options.replay, options.health)
   }
 
@@ -205,7 +208,8 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
         broker2: { state: broker2.state, url: broker2.endpoint.safeUrl }
       },
       clients: this.sessions.size,
-      pending: { messages: store?.count ?? 0, bytes: store?.bytes ?? 0 }
+      pending: { messages: store?.count ?? 0, bytes: store?.bytes ?? 0 },
+      counters: this.failover.counters
     }
   }
 

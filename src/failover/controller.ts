@@ -5,12 +5,13 @@ import type { LevelPendingStore, StoredMessage } from '../store/index.js'
 import type { BrokerHealth } from '../upstream/broker-health.js'
 import type { UpstreamLink } from '../upstream/upstream-link.js'
 import type { Forwarding, OutgoingPublish } from './outbox.js'
-import type { Policy, PolicyTable } from './policy.js'
+import type { Policy, PolicyTable, Qos } from './policy.js'
+import { newCounters } from './counters.js'
 import { Replayer, type ReplayOptions } from './replayer.js'
 import { route, type Route } from './router.js'
 
 /** What the controller needs of the tier around it. */
-export interface FailoverHost extends Pick<EventEmitter<DualBrokerEvents>, 'emit'> {
+export interface FailoverHost extends Pick<EventEmitter<DualBrokerEvents>, 'emit' | 'listenerCount'> {
   readonly healths: readonly [BrokerHealth, BrokerHealth]
   readonly logger: Logger
   /** Route again every terminal's waiting publishes (the mode changed). */
@@ -31,7 +32,7 @@ const everything = (): boolean => true
  */
 export class FailoverController implements Forwarding {
   mode: TierMode = 'normal'
-  droppedByPolicy = 0
+  readonly counters = newCounters()
   private appending = 0
   private quietWaiters: Array<() => void> = []
   private failbackTimer: NodeJS.Timeout | undefined
@@ -61,6 +62,7 @@ export class FailoverController implements Forwarding {
     if (this.mode === 'failover') return
     this.mode = 'failover'
     this.downSince = Date.now()
+    this.counters.failovers++
     this.host.logger.warn({ reason }, 'failover')
     this.host.emit('failover', { reason })
     this.host.flushAll()
@@ -98,6 +100,7 @@ export class FailoverController implements Forwarding {
     this.replayer = undefined
     if (wasDown && this.downSince > 0) {
       const downMs = Date.now() - this.downSince
+      this.counters.failbacks++
       this.host.logger.info({ downMs }, 'failback')
       this.host.emit('failback', { downMs })
     }
@@ -106,7 +109,7 @@ export class FailoverController implements Forwarding {
 
   private async replayTo (index: 0 | 1, accepts: (message: StoredMessage) => boolean): Promise<boolean> {
     if (this.pendingStore === undefined || this.closed) return false
-    const replayer = new Replayer(this.host.healths[index], this.pendingStore, this.replay, accepts, () => this.whenQuiet(), this.host.logger)
+    const replayer = new Replayer(this.host.healths[index], this.pendingStore, this.replay, accepts, () => this.whenQuiet(), this.counters, this.host.logger)
     this.replayer = replayer
     replayer.on('progress', (progress) => {
       this.host.logger.info({ broker: this.host.healths[index].endpoint.name, ...progress }, 'replay progress')
@@ -143,15 +146,31 @@ export class FailoverController implements Forwarding {
       ...(policy.ttl !== undefined && { expiresAt: now + policy.ttl }),
       ...(anyBroker && { anyBroker }),
       ...(message.id !== undefined && { id: message.id })
-    }).finally(() => {
+    }).then(() => { this.counters.stored++ }).finally(() => {
       if (--this.appending > 0) return
       for (const wake of this.quietWaiters.splice(0)) wake()
     })
   }
 
-  dropped (topic: string): void {
-    this.droppedByPolicy++
+  dropped (topic: string, qos0: boolean): void {
+    if (qos0) {
+      this.counters.dropped.qos0++
+      return
+    }
+    this.counters.dropped.policy++
     this.host.emit('dropped', { reason: 'policy', count: 1, topic })
+  }
+
+  duplicate (): void {
+    this.counters.duplicates++
+  }
+
+  forwarded (link: UpstreamLink, qos: Qos, sentAt: number): void {
+    this.counters.forwarded[link.endpoint.name][qos]++
+    // Only measured when someone listens (the metrics plugin): no work per message otherwise.
+    if (sentAt > 0 && this.host.listenerCount('publish-acked') > 0) {
+      this.host.emit('publish-acked', { broker: link.endpoint.name, qos, seconds: (Date.now() - sentAt) / 1000 })
+    }
   }
 
   async close (): Promise<void> {

@@ -10,7 +10,12 @@ export interface Forwarding {
   route: (policy: Policy, links: readonly UpstreamLink[]) => Route
   /** Resolves once the store committed the message. */
   store: (message: OutgoingPublish, policy: Policy, anyBroker: boolean) => Promise<unknown>
-  dropped: (topic: string) => void
+  /** Discarded by policy, or a QoS 0 publish with nowhere to go. */
+  dropped: (topic: string, qos0: boolean) => void
+  /** A copy of a message was recognised on its way to a terminal and not delivered. */
+  duplicate: () => void
+  /** A broker acked (or, QoS 0, was written) a live publish. */
+  forwarded: (link: UpstreamLink, qos: Qos, sentAt: number) => void
 }
 
 /** One terminal publish on its way upstream; the terminal's ack waits in `acknowledge`. */
@@ -88,11 +93,11 @@ export class Outbox {
     switch (route.kind) {
       case 'wait':
         if (message.qos > 0) return false
-        this.forwarding.dropped(message.topic) // QoS 0 is never held: at most once
+        this.forwarding.dropped(message.topic, true) // QoS 0 is never held: at most once
         message.complete()
         return true
       case 'drop':
-        this.forwarding.dropped(message.topic)
+        this.forwarding.dropped(message.topic, false)
         message.complete()
         return true
       case 'store':
@@ -117,6 +122,7 @@ export class Outbox {
   private sendLive (message: OutgoingPublish, link: UpstreamLink): void {
     if (message.qos === 0) {
       link.publish(message.topic, message.payload, 0, message.retain, message.id, noop)
+      this.forwarding.forwarded(link, 0, 0)
       message.complete()
       return
     }
@@ -129,6 +135,7 @@ export class Outbox {
       this.inflight.delete(message)
       message.target = undefined
       message.ackedBy = link
+      this.forwarding.forwarded(link, message.qos, message.sentAt)
       message.sentAt = Date.now()
       if (!message.stored) this.remember(message)
       message.complete()

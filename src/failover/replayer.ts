@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import mqtt, { type MqttClient } from 'mqtt'
 import type { Logger } from '../logger.js'
+import type { TierCounters } from './counters.js'
 import type { PendingStore, StoredMessage } from '../store/index.js'
 import { publishOptions } from '../upstream/broker-endpoint.js'
 import type { BrokerHealth } from '../upstream/broker-health.js'
@@ -47,6 +48,7 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
     private readonly accepts: (message: StoredMessage) => boolean,
     /** Resolves when no append is between its call and its commit. */
     private readonly whenQuiet: () => Promise<void>,
+    private readonly counters: TierCounters,
     private readonly logger: Logger
   ) {
     super()
@@ -101,6 +103,7 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
       if (error != null) return // the connection is gone: the entry stays and is replayed again
       this.inflight--
       this.replayed++
+      this.counters.replayed++
       this.lastAckAt = Date.now()
       this.deleting++
       this.store.delete(message.seq)

@@ -24,14 +24,12 @@ export class TerminalSession {
   private closed = false
   private readonly retryTimers = new Set<NodeJS.Timeout>()
   private readonly dedup: Deduplicator
-  /** Copies recognised and not delivered again. */
-  duplicatesDropped = 0
 
   constructor (
     readonly client: Client,
     readonly identity: TerminalIdentity,
     private readonly healths: readonly [BrokerHealth, BrokerHealth],
-    forwarding: Forwarding,
+    private readonly forwarding: Forwarding,
     dedup: DedupOptions
   ) {
     this.dedup = new Deduplicator(dedup)
@@ -107,7 +105,7 @@ export class TerminalSession {
       return
     }
     if (this.dedup.isDuplicate(packet, from)) {
-      this.duplicatesDropped++
+      this.forwarding.duplicate()
       done()
       return
     }
