@@ -20,6 +20,8 @@ export interface TierState {
   /** Connected terminals with an upstream session pair. */
   clients: number
   pending: { messages: number, bytes: number }
+  /** Whether the pending store takes writes; `error` is the last write error while it does not. */
+  store: { enabled: boolean, writable: boolean, error?: string }
   counters: TierCounters
 }
 

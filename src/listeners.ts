@@ -1,7 +1,12 @@
+import { readFileSync } from 'node:fs'
 import { createServer as createHttpServer } from 'node:http'
 import net from 'node:net'
+import tls from 'node:tls'
 import type { Aedes } from 'aedes'
 import { createWebSocketStream, WebSocketServer } from 'ws'
+import { ConnectionRate } from './limits/connection-gate.js'
+import { guardPacketSize } from './limits/packet-guard.js'
+import { type Logger, silentLogger } from './logger.js'
 
 export interface Address { host: string, port: number }
 
@@ -11,14 +16,50 @@ export interface Listener {
   close: () => Promise<void>
 }
 
-/** MQTT over TCP into an Aedes instance. */
-export async function listenTcp (aedes: Aedes, host: string, port: number): Promise<Listener> {
+/** What a hostile or runaway client may not exceed on one listener (0 = no limit). */
+export interface ListenerLimits {
+  maxPacketSize: number
+  maxConnections: number
+  connectionRatePerSecond: number
+}
+
+export interface TlsFiles {
+  key: string
+  cert: string
+  /** CA of the terminals' client certificates; with `requestCert`, only certificates it signed get in. */
+  ca?: string
+  requestCert: boolean
+}
+
+export interface ListenOptions {
+  limits?: ListenerLimits
+  tls?: TlsFiles
+  logger?: Logger
+}
+
+/** MQTT over TCP (or TLS) into an Aedes instance, with the listener limits applied per connection. */
+export async function listenTcp (aedes: Aedes, host: string, port: number, options: ListenOptions = {}): Promise<Listener> {
+  const { limits, logger = silentLogger } = options
   const sockets = new Set<net.Socket>()
-  const server = net.createServer((socket) => {
+  const rate = new ConnectionRate(limits?.connectionRatePerSecond ?? 0)
+  const accept = (socket: net.Socket): void => {
+    if (!rate.admit()) {
+      logger.warn({ remote: socket.remoteAddress }, 'connection refused: limits.connectionRatePerSecond')
+      socket.destroy()
+      return
+    }
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
-    aedes.handle(socket)
+    const maxPacketSize = limits?.maxPacketSize ?? 0
+    aedes.handle(maxPacketSize > 0
+      ? guardPacketSize(socket, maxPacketSize, (reason) => logger.warn({ remote: socket.remoteAddress, reason }, 'connection dropped'))
+      : socket)
+  }
+  const server = options.tls === undefined ? net.createServer(accept) : tls.createServer(tlsContext(options.tls), accept)
+  server.on('tlsClientError', (error: Error, socket: net.Socket) => {
+    logger.warn({ remote: socket.remoteAddress, reason: error.message }, 'TLS handshake failed')
   })
+  if ((limits?.maxConnections ?? 0) > 0) server.maxConnections = limits!.maxConnections
   const address = await bind(server, host, port)
   return {
     address,
@@ -30,11 +71,23 @@ export async function listenTcp (aedes: Aedes, host: string, port: number): Prom
   }
 }
 
+function tlsContext (files: TlsFiles): tls.TlsOptions {
+  return {
+    key: readFileSync(files.key),
+    cert: readFileSync(files.cert),
+    ...(files.ca !== undefined && { ca: readFileSync(files.ca) }),
+    requestCert: files.requestCert,
+    rejectUnauthorized: files.requestCert
+  }
+}
+
 /** MQTT over WebSocket into an Aedes instance. */
-export async function listenWs (aedes: Aedes, host: string, port: number): Promise<Listener> {
+export async function listenWs (aedes: Aedes, host: string, port: number, options: ListenOptions = {}): Promise<Listener> {
   const http = createHttpServer()
-  const wss = new WebSocketServer({ server: http })
+  const maxPayload = options.limits?.maxPacketSize ?? 0
+  const wss = new WebSocketServer({ server: http, ...(maxPayload > 0 && { maxPayload }) })
   wss.on('connection', (socket, req) => aedes.handle(createWebSocketStream(socket), req))
+  if ((options.limits?.maxConnections ?? 0) > 0) http.maxConnections = options.limits!.maxConnections
   const address = await bind(http, host, port)
   return {
     address,

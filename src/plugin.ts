@@ -209,6 +209,11 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
       },
       clients: this.sessions.size,
       pending: { messages: store?.count ?? 0, bytes: store?.bytes ?? 0 },
+      store: {
+        enabled: store !== undefined,
+        writable: this.failover.storeError === undefined,
+        ...(this.failover.storeError !== undefined && { error: this.failover.storeError })
+      },
       counters: this.failover.counters
     }
   }

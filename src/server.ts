@@ -10,6 +10,8 @@ import { startEmbeddedBrokers, type EmbeddedBrokers } from './embedded-brokers.j
 import { type Address, listenTcp, listenWs } from './listeners.js'
 import { type Logger, silentLogger } from './logger.js'
 import { type DualBroker, dualBroker } from './plugin.js'
+import { statusServer } from '../plugins/status/index.js'
+import { sysTopicsPlugin } from '../plugins/sys-topics.js'
 
 export type { Address }
 
@@ -19,6 +21,9 @@ export interface AccessTier {
   readonly addresses: {
     mqtt: Address
     ws?: Address
+    mqtts?: Address
+    /** The status server (health, metrics, status page), when `http.port` is set. */
+    http?: Address
     broker1: string
     broker2: string
     embeddedBrokers: boolean
@@ -55,24 +60,31 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
 
     mkdirSync(resolved.data, { recursive: true })
     const persistence = persistenceLevel(new Level(join(resolved.data, 'aedes')))
-    const aedes = await Aedes.createBroker({ persistence })
+    const aedes = await Aedes.createBroker({ persistence, drainTimeout: resolved.limits.drainTimeoutMs })
     cleanup.push(async () => {
       await new Promise<void>((resolve) => aedes.close(() => resolve()))
       await persistence.destroy()
     })
-    const { listen, http: _http, data: _data, logLevel: _logLevel, ...pluginOptions } = resolved
+    const { listen, http, data: _data, logLevel: _logLevel, limits, ...pluginOptions } = resolved
     const store = { ...pluginOptions.store, path: pluginOptions.store?.path ?? join(resolved.data, 'pending') }
-    const tier = await dualBroker(aedes, { ...pluginOptions, store, broker1, broker2, logger })
+    const tier = await dualBroker(aedes, { ...pluginOptions, limits: { maxInflight: limits.maxInflight }, store, broker1, broker2, logger })
     cleanup.push(() => tier.close())
+    const sysTopics = sysTopicsPlugin(tier, aedes)
+    cleanup.push(sysTopics.close)
+    const status = http.port === undefined ? undefined : await statusServer(tier, { host: http.host, port: http.port })
+    if (status !== undefined) cleanup.push(status.close)
 
-    const mqtt = await listenTcp(aedes, listen.host, listen.port)
+    const listenOptions = { limits, logger }
+    const mqtt = await listenTcp(aedes, listen.host, listen.port, listenOptions)
     cleanup.push(mqtt.close)
-    const ws = listen.wsPort === undefined ? undefined : await listenWs(aedes, listen.host, listen.wsPort)
+    const ws = listen.wsPort === undefined ? undefined : await listenWs(aedes, listen.host, listen.wsPort, listenOptions)
     if (ws !== undefined) cleanup.push(ws.close)
+    const mqtts = listen.tls === undefined ? undefined : await listenTcp(aedes, listen.host, listen.tls.port, { ...listenOptions, tls: listen.tls })
+    if (mqtts !== undefined) cleanup.push(mqtts.close)
     return {
       tier,
       aedes,
-      addresses: { mqtt: mqtt.address, ...(ws !== undefined && { ws: ws.address }), broker1: broker1.url, broker2: broker2.url, embeddedBrokers: embedded !== undefined },
+      addresses: { mqtt: mqtt.address, ...(ws !== undefined && { ws: ws.address }), ...(mqtts !== undefined && { mqtts: mqtts.address }), ...(status !== undefined && { http: status.address }), broker1: broker1.url, broker2: broker2.url, embeddedBrokers: embedded !== undefined },
       close
     }
   } catch (error) {

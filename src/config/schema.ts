@@ -92,6 +92,14 @@ export const dedupSchema = z.strictObject({
   maxEntries: z.number().int().nonnegative().default(1000)
 })
 
+export const terminalLimitsSchema = z.strictObject({
+  /**
+   * QoS 1/2 publishes of one terminal not yet safe (acked upstream or stored); a terminal that
+   * pipelines more is disconnected (MQTT 3.1.1 cannot announce a receive window).
+   */
+  maxInflight: z.number().int().nonnegative().default(1000)
+})
+
 /** Options of `dualBroker(aedes, options)`. */
 export const pluginSchema = z.strictObject({
   broker1: brokerSchema,
@@ -101,7 +109,8 @@ export const pluginSchema = z.strictObject({
   defaultPolicy: policyMode.default('both'),
   store: storeSchema.optional(),
   replay: replaySchema.default(replaySchema.parse({})),
-  dedup: dedupSchema.default(dedupSchema.parse({}))
+  dedup: dedupSchema.default(dedupSchema.parse({})),
+  limits: terminalLimitsSchema.default(terminalLimitsSchema.parse({}))
 })
 
 export type DualBrokerOptions = z.input<typeof pluginSchema>
@@ -120,8 +129,26 @@ export const serverSchema = pluginSchema.extend({
   listen: z.strictObject({
     host: z.string().default('0.0.0.0'),
     port: port.default(1883),
-    wsPort: port.optional()
+    wsPort: port.optional(),
+    /** MQTT over TLS for terminals; `requestCert` turns on client-certificate authentication. */
+    tls: z.strictObject({
+      port: port.default(8883),
+      key: z.string().min(1),
+      cert: z.string().min(1),
+      ca: z.string().min(1).optional(),
+      requestCert: z.boolean().default(false)
+    }).optional()
   }).default({ host: '0.0.0.0', port: 1883 }),
+  limits: terminalLimitsSchema.extend({
+    /** Largest MQTT packet a terminal may send (e.g. "256KiB"); 0 = unlimited. */
+    maxPacketSize: size.default(1024 * 1024),
+    /** Terminal connections open at once, per listener; 0 = unlimited. */
+    maxConnections: z.number().int().nonnegative().default(10_000),
+    /** New connections accepted per second, per listener; 0 = unlimited. */
+    connectionRatePerSecond: z.number().nonnegative().default(1000),
+    /** A terminal that does not read what it is sent for this long is disconnected (Aedes' drainTimeout). */
+    drainTimeoutMs: z.number().int().nonnegative().default(30_000)
+  }).default({ maxInflight: 1000, maxPacketSize: 1024 * 1024, maxConnections: 10_000, connectionRatePerSecond: 1000, drainTimeoutMs: 30_000 }),
   /** The node's whole state: pending store and Aedes' own persistence. */
   data: z.string().min(1).default('./data'),
   http: z.strictObject({

@@ -33,9 +33,12 @@ const everything = (): boolean => true
 export class FailoverController implements Forwarding {
   mode: TierMode = 'normal'
   readonly counters = newCounters()
+  /** The last store write error, until a write succeeds again. */
+  storeError: string | undefined
   private appending = 0
   private quietWaiters: Array<() => void> = []
   private failbackTimer: NodeJS.Timeout | undefined
+  private standbyTimer: NodeJS.Timeout | undefined
   private replayer: Replayer | undefined
   private downSince = 0
   private closed = false
@@ -51,12 +54,17 @@ export class FailoverController implements Forwarding {
   /** Called once both brokers have a first verdict: a backlog found at start is replayed once Broker1 is up. */
   start (): void {
     const [broker1] = this.host.healths
+    // A backlog found at start is an outage that began before this process: its replay ends in a failback.
+    if (this.pendingStore !== undefined && this.pendingStore.count > 0) this.downSince = Date.now()
     if (broker1.state === 'up') void this.failback()
     else this.brokerDown(0, 'Broker1 unreachable at start')
   }
 
   brokerDown (index: 0 | 1, reason: string): void {
-    if (index === 1) return
+    if (index === 1) {
+      clearTimeout(this.standbyTimer)
+      return
+    }
     clearTimeout(this.failbackTimer)
     this.replayer?.stop()
     if (this.mode === 'failover') return
@@ -72,7 +80,11 @@ export class FailoverController implements Forwarding {
     if (index === 1) {
       if (this.mode !== 'failover') return
       this.host.flushAll()
-      void this.replayTo(1, anyBrokerOnly)
+      // `failover` messages stored while both were down go to Broker2 once it, too, has been stable.
+      clearTimeout(this.standbyTimer)
+      this.standbyTimer = setTimeout(() => {
+        if (this.mode === 'failover' && this.host.healths[1].state === 'up') void this.replayTo(1, anyBrokerOnly)
+      }, this.timing.failbackDelayMs)
       return
     }
     clearTimeout(this.failbackTimer)
@@ -87,13 +99,16 @@ export class FailoverController implements Forwarding {
       this.mode = 'replaying'
       this.host.flushAll()
       const started = Date.now()
+      this.host.logger.info({ pending: this.pendingStore.count }, 'replay start')
       this.host.emit('replay-start', { pending: this.pendingStore.count })
       const drained = await this.replayTo(0, everything)
       if (!drained) {
         if (this.host.healths[0].state === 'up' && !this.closed) this.brokerUp(0) // interrupted: try again after the delay
         return
       }
-      this.host.emit('replay-end', { replayed: this.replayer?.replayed ?? 0, durationMs: Date.now() - started })
+      const end = { replayed: this.replayer?.replayed ?? 0, durationMs: Date.now() - started }
+      this.host.logger.info(end, 'replay end')
+      this.host.emit('replay-end', end)
     }
     const wasDown = this.mode === 'failover' || this.mode === 'replaying'
     this.mode = 'normal'
@@ -115,7 +130,13 @@ export class FailoverController implements Forwarding {
       this.host.logger.info({ broker: this.host.healths[index].endpoint.name, ...progress }, 'replay progress')
       this.host.emit('replay-progress', progress)
     })
-    const drained = await replayer.run()
+    let drained = false
+    try {
+      drained = await replayer.run()
+    } catch (err) {
+      // The store closing under a replay (shutdown) or failing: the entries stay for the next replay.
+      if (!this.closed) this.host.logger.error({ err }, 'replay failed')
+    }
     if (this.replayer === replayer && !drained) this.replayer = undefined
     return drained
   }
@@ -146,7 +167,15 @@ export class FailoverController implements Forwarding {
       ...(policy.ttl !== undefined && { expiresAt: now + policy.ttl }),
       ...(anyBroker && { anyBroker }),
       ...(message.id !== undefined && { id: message.id })
-    }).then(() => { this.counters.stored++ }).finally(() => {
+    }).then(() => {
+      this.counters.stored++
+      this.storeError = undefined
+    }, (err: Error) => {
+      // Not acknowledged to the terminal (it is disconnected and resends): say so once per failure streak.
+      if (this.storeError === undefined) this.host.logger.error({ err: err.message }, 'pending store write failed')
+      this.storeError = err.message
+      throw err
+    }).finally(() => {
       if (--this.appending > 0) return
       for (const wake of this.quietWaiters.splice(0)) wake()
     })
@@ -176,6 +205,7 @@ export class FailoverController implements Forwarding {
   async close (): Promise<void> {
     this.closed = true
     clearTimeout(this.failbackTimer)
+    clearTimeout(this.standbyTimer)
     this.replayer?.stop()
     await this.whenQuiet()
     await this.pendingStore?.close()

@@ -56,6 +56,11 @@ export function authorizePublish (tier: DualBroker, theirs: AuthorizePublishHook
 export function forward (tier: DualBroker, client: Client, packet: PublishPacket, done: Callback): void {
   const session = tier.sessions.get(client)
   if (session === undefined) return done(new Error('terminal has no upstream session'))
+  const limit = tier.options.limits.maxInflight
+  if (limit > 0 && packet.qos > 0 && session.outbox.size >= limit) {
+    // MQTT 3.1.1 has no way to say "slow down": the terminal is disconnected and resends unacked messages.
+    return done(new Error(`limits.maxInflight exceeded: ${limit} publishes of this terminal are not yet safe`))
+  }
   const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
   session.outbox.send(new OutgoingPublish(packet.topic, payload, packet.qos, packet.retain, client.id, tier.messageIds?.next(), done))
 }

@@ -42,8 +42,11 @@ export class BrokerHealth extends EventEmitter<BrokerHealthEvents> {
     }))
     this.client = client
     let refused = false
+    let lastError = 'connection lost'
     client.on('connect', () => this.setState('up', 'connected'))
     client.on('error', (error: Error & { code?: unknown }) => {
+      // e.g. a certificate that does not verify: the reason operators need to see in 'broker down'
+      lastError = error.message
       if (typeof error.code !== 'number') return
       refused = true
       this.setState('up', 'health link refused but broker answered')
@@ -53,7 +56,7 @@ export class BrokerHealth extends EventEmitter<BrokerHealthEvents> {
       this.client = undefined
       client.end(true)
       if (this.closed) return
-      if (!refused) this.setState('down', 'connection lost')
+      if (!refused) this.setState('down', lastError)
       this.retryTimer = setTimeout(() => this.connect(), this.endpoint.health.reconnectPeriodMs)
     })
   }

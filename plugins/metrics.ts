@@ -1,0 +1,118 @@
+/**
+ * Prometheus metrics for a `dualBroker` tier (DESIGN §7), built only on its
+ * public surface: totals and gauges are read from `tier.state` at scrape time
+ * (so nothing is counted twice and a late-attached plugin still sees the full
+ * totals); only the ack latency histogram needs an event, `publish-acked`.
+ */
+import { Counter, Gauge, Histogram, type Metric, Registry } from 'prom-client'
+import type { BrokerName, DualBroker, DualBrokerEvents, TierState } from '../src/index.js'
+
+/** What the plugin needs of a tier: any `DualBroker` qualifies. */
+export type ObservedTier = Pick<DualBroker, 'state' | 'on' | 'off'>
+
+export interface MetricsOptions {
+  /** Registry to register into (e.g. prom-client's global one); default a fresh one. */
+  registry?: Registry
+  /** Prefix of every metric name; default `dualbroker_`. */
+  prefix?: string
+}
+
+export interface MetricsPlugin {
+  readonly registry: Registry
+  /** The exposition text, as `GET /metrics` serves it. */
+  metrics: () => Promise<string>
+  /** Content-Type header for `metrics()`. */
+  readonly contentType: string
+  /** Stops listening to the tier and removes these metrics from the registry. */
+  close: () => void
+}
+
+const BROKERS: BrokerName[] = ['broker1', 'broker2']
+const QOS = [0, 1, 2] as const
+/** MQTT ack round trips: from a LAN's millisecond up to the default ack timeout (5 s) and past it. */
+const ACK_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+export function metricsPlugin (tier: ObservedTier, options: MetricsOptions = {}): MetricsPlugin {
+  const registry = options.registry ?? new Registry()
+  const prefix = options.prefix ?? 'dualbroker_'
+  const metrics: Metric[] = []
+  const add = <M extends Metric>(metric: M): M => { metrics.push(metric); return metric }
+
+  /** A counter whose value is a running total the tier keeps: set from it on each scrape. */
+  const total = (name: string, help: string, read: (state: TierState) => number): void => {
+    add(new Counter({
+      name: prefix + name,
+      help,
+      registers: [registry],
+      collect () {
+        this.reset()
+        this.inc(read(tier.state))
+      }
+    }))
+  }
+  const gauge = (name: string, help: string, read: (state: TierState) => number): void => {
+    add(new Gauge({ name: prefix + name, help, registers: [registry], collect () { this.set(read(tier.state)) } }))
+  }
+
+  add(new Gauge({
+    name: prefix + 'broker_up',
+    help: 'Whether the broker\'s health link is connected (1) or not (0)',
+    labelNames: ['broker'],
+    registers: [registry],
+    collect () {
+      const { brokers } = tier.state
+      for (const broker of BROKERS) this.set({ broker }, brokers[broker].state === 'up' ? 1 : 0)
+    }
+  }))
+  total('failovers_total', 'Times Broker1 went down and publishes followed the per-topic policy', (s) => s.counters.failovers)
+  total('failbacks_total', 'Times traffic returned to Broker1 after an outage', (s) => s.counters.failbacks)
+  add(new Counter({
+    name: prefix + 'forwarded_total',
+    help: 'Live publishes a broker acked (QoS 1/2) or that were written to it (QoS 0)',
+    labelNames: ['broker', 'qos'],
+    registers: [registry],
+    collect () {
+      const { forwarded } = tier.state.counters
+      this.reset()
+      for (const broker of BROKERS) for (const qos of QOS) this.inc({ broker, qos }, forwarded[broker][qos])
+    }
+  }))
+  total('stored_total', 'Publishes committed to the pending store', (s) => s.counters.stored)
+  total('replayed_total', 'Stored publishes a broker acked on replay', (s) => s.counters.replayed)
+  total('expired_total', 'Stored publishes discarded because their TTL passed', (s) => s.counters.dropped.expired)
+  add(new Counter({
+    name: prefix + 'dropped_total',
+    help: 'Publishes discarded: by a drop policy, a full store, an expired TTL, or QoS 0 with no broker to take it',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect () {
+      const { dropped } = tier.state.counters
+      this.reset()
+      for (const [reason, count] of Object.entries(dropped)) this.inc({ reason }, count)
+    }
+  }))
+  gauge('pending_messages', 'Publishes waiting in the pending store', (s) => s.pending.messages)
+  gauge('pending_bytes', 'Bytes waiting in the pending store', (s) => s.pending.bytes)
+  gauge('clients', 'Connected terminals with an upstream session pair', (s) => s.clients)
+
+  const ackSeconds = add(new Histogram({
+    name: prefix + 'publish_ack_seconds',
+    help: 'Time from sending a live publish upstream to the broker\'s ack',
+    labelNames: ['broker'],
+    buckets: ACK_BUCKETS,
+    registers: [registry]
+  }))
+  // The tier emits `publish-acked` only while someone listens: this listener is what turns it on.
+  const onAcked = ({ broker, seconds }: DualBrokerEvents['publish-acked'][0]): void => ackSeconds.observe({ broker }, seconds)
+  tier.on('publish-acked', onAcked)
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    metrics: () => registry.metrics(),
+    close () {
+      tier.off('publish-acked', onAcked)
+      for (const metric of metrics.splice(0)) registry.removeSingleMetric((metric as unknown as { name: string }).name)
+    }
+  }
+}

@@ -1,0 +1,78 @@
+import { Duplex } from 'node:stream'
+import type { Socket } from 'node:net'
+
+/**
+ * Reads the MQTT fixed header of every packet as the bytes pass and drops the
+ * connection when a packet announces more than `maxPacketSize` bytes: Aedes
+ * would otherwise buffer a hostile 256 MB packet before parsing it. Chunks are
+ * passed through untouched; only header bytes are looked at.
+ */
+export class PacketSizeScanner {
+  /** Bytes of the current packet's body still to pass. */
+  private skip = 0
+  /** Position within a fixed header: 0 = expecting the type byte, 1..4 = length bytes. */
+  private headerByte = 0
+  private length = 0
+  private multiplier = 1
+
+  constructor (private readonly maxPacketSize: number) {}
+
+  /** Returns an error message when the chunk crosses the limit or breaks the length encoding. */
+  scan (chunk: Buffer): string | undefined {
+    let i = 0
+    while (i < chunk.length) {
+      if (this.skip > 0) {
+        const step = Math.min(this.skip, chunk.length - i)
+        this.skip -= step
+        i += step
+        continue
+      }
+      const byte = chunk[i++]!
+      if (this.headerByte === 0) {
+        this.headerByte = 1
+        this.length = 0
+        this.multiplier = 1
+        continue
+      }
+      // [MQTT-2.2.3]: remaining length, 7 bits per byte, at most 4 bytes.
+      this.length += (byte & 0x7f) * this.multiplier
+      this.multiplier *= 128
+      if ((byte & 0x80) !== 0) {
+        if (++this.headerByte > 4) return 'malformed remaining length'
+        continue
+      }
+      const size = 1 + this.headerByte + this.length
+      if (size > this.maxPacketSize) return `packet of ${size} bytes exceeds limits.maxPacketSize (${this.maxPacketSize})`
+      this.skip = this.length
+      this.headerByte = 0
+    }
+    return undefined
+  }
+}
+
+/** The socket as Aedes sees it, with every incoming packet's size checked. */
+export function guardPacketSize (socket: Socket, maxPacketSize: number, onReject: (reason: string) => void): Duplex {
+  const scanner = new PacketSizeScanner(maxPacketSize)
+  const guarded = new Duplex({
+    read () { socket.resume() },
+    write (chunk: Buffer, _encoding, callback) { socket.write(chunk, callback) },
+    final (callback) { socket.end(callback) },
+    destroy (error, callback) {
+      socket.destroy()
+      callback(error)
+    }
+  })
+  socket.on('data', (chunk: Buffer) => {
+    const rejected = scanner.scan(chunk)
+    if (rejected !== undefined) {
+      onReject(rejected)
+      guarded.destroy()
+      return
+    }
+    if (!guarded.push(chunk)) socket.pause()
+  })
+  socket.on('end', () => guarded.push(null))
+  socket.on('error', (error) => guarded.destroy(error))
+  socket.on('close', () => guarded.destroy())
+  return guarded
+}
