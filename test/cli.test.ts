@@ -1,47 +1,16 @@
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startAedes } from './support/aedes-broker.js'
+import { finish, runCli as run, spawnCli as start } from './support/cli-process.js'
 import { connectClient } from './support/client.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const cli = join(root, 'src/cli.ts')
 const serverWritten = existsSync(join(root, 'src/server.ts'))
 
-/**
- * The CLI runs from its TypeScript source in a plain child node, through the same ts-node
- * loader tap itself uses (@tapjs/typescript/import), so no build step is needed. tap's own
- * NODE_OPTIONS and TAP_* variables are left out: the child is not a tap test.
- */
-const childEnv: Record<string, string | undefined> = {
-  ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS' && !k.startsWith('TAP_'))),
-  TS_NODE_TRANSPILE_ONLY: '1',
-  TS_NODE_PROJECT: join(root, 'tsconfig.json')
-}
-
-function start (args: string[]): ChildProcess {
-  return spawn(process.execPath, [`--import=${import.meta.resolve('@tapjs/typescript/import')}`, cli, ...args], {
-    cwd: root, env: childEnv, stdio: ['ignore', 'pipe', 'pipe']
-  })
-}
-
-interface Outcome { code: number | null, stdout: string, stderr: string }
-
-function finish (child: ChildProcess): Promise<Outcome> {
-  let stdout = ''
-  let stderr = ''
-  child.stdout!.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
-  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  return new Promise((resolve, reject) => {
-    child.once('error', reject)
-    child.once('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
-
-const run = (args: string[]): Promise<Outcome> => finish(start(args))
 const lines = (text: string): string[] => text.split('\n').filter((line) => line !== '')
 
 t.test('--version prints the package version', async (t) => {

@@ -58,6 +58,6 @@ t.test('Broker1 SIGKILL under a QoS 1 stream: publishes continue on Broker2, no 
   await at2.waitFor(1)
   const received = [...at1.sequences('stream/'), ...at2.sequences('stream/')]
   t.same(missing(acked, received), [], 'every acked message is at Broker1 or Broker2')
-  t.ok(at1.sequences('stream/').length >= count / 3, 'Broker1 had the first part')
+  t.ok(at1.sequences('stream/').length >= count / 4, 'Broker1 had the first part (all but what it lost when killed, which went to Broker2)')
   t.ok(at2.sequences('stream/').includes(count - 1), 'Broker2 has the end of the stream')
 })

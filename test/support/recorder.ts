@@ -85,8 +85,13 @@ export async function record(t: Test, url: string, topic = '#', opts: RecordOpti
       )
     },
     waitForTopic(wanted, timeoutMs = 5000) {
+      // Scans each message once: re-scanning a large recording on every arrival is quadratic.
+      let scanned = 0
       return until(
-        () => messages.find(m => topicMatches(wanted, m.topic)),
+        () => {
+          for (; scanned < messages.length; scanned++) if (topicMatches(wanted, messages[scanned]!.topic)) return messages[scanned]
+          return undefined
+        },
         timeoutMs,
         () => `waitForTopic(${wanted}): nothing within ${timeoutMs} ms (${messages.length} other message(s))`,
       )
