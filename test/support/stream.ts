@@ -10,6 +10,8 @@ export interface StreamOptions {
   rate?: number
   /** Called after each ack with the number acked so far. */
   onAck?: (acked: number) => void
+  /** Asked before each publish: true ends the stream early (the result counts what was sent). */
+  stop?: () => boolean
 }
 
 export interface StreamResult {
@@ -23,7 +25,8 @@ export interface StreamResult {
  * messages, as a real QoS 1 terminal would, and records what was acked.
  */
 export function publishStream (client: MqttClient, opts: StreamOptions): Promise<StreamResult> {
-  const { topic, count, qos = 1, window = 100, rate = 0, onAck } = opts
+  const { topic, qos = 1, window = 100, rate = 0, onAck, stop } = opts
+  let count = opts.count
   const acked: number[] = []
   let failed = 0
   let next = 0
@@ -31,6 +34,10 @@ export function publishStream (client: MqttClient, opts: StreamOptions): Promise
   const started = Date.now()
   return new Promise((resolve) => {
     const pump = (): void => {
+      if (stop?.() === true && count > next) {
+        count = next
+        if (acked.length + failed === count) resolve({ acked, failed })
+      }
       while (inflight < window && next < count) {
         if (rate > 0 && next >= ((Date.now() - started) / 1000) * rate) {
           setTimeout(pump, 5)
