@@ -210,7 +210,7 @@ export class LevelPendingStore extends EventEmitter<PendingStoreEvents> implemen
     for (const [tally, reason] of [[plan.overflow, 'overflow'], [plan.expired, 'expired']] as const) {
       if (tally.count === 0) continue
       const event = tally.event(reason)
-      this.log.warn({ path: this.path, ...event }, `pending store dropped messages (${reason})`)
+      this.log.warn({ path: this.path, ...event }, 'pending store dropped messages')
       try {
         this.emit('dropped', event)
       } catch (err) {
