@@ -12,6 +12,8 @@ export interface Address { host: string, port: number }
 
 export interface Listener {
   address: Address
+  /** Stops accepting; the connections open stay. */
+  stopAccepting: () => void
   /** Stops accepting and drops the connections still open. */
   close: () => Promise<void>
 }
@@ -61,10 +63,12 @@ export async function listenTcp (aedes: Aedes, host: string, port: number, optio
   })
   if ((limits?.maxConnections ?? 0) > 0) server.maxConnections = limits!.maxConnections
   const address = await bind(server, host, port)
+  const closed = new Promise((resolve) => server.once('close', resolve))
   return {
     address,
+    stopAccepting: () => { if (server.listening) server.close() },
     close: async () => {
-      const closed = new Promise((resolve) => server.close(resolve))
+      if (server.listening) server.close()
       for (const socket of sockets) socket.destroy()
       await closed
     }
@@ -91,10 +95,11 @@ export async function listenWs (aedes: Aedes, host: string, port: number, option
   const address = await bind(http, host, port)
   return {
     address,
+    stopAccepting: () => { if (http.listening) http.close() },
     close: async () => {
       for (const client of wss.clients) client.terminate()
       await new Promise((resolve) => wss.close(resolve))
-      await new Promise((resolve) => http.close(resolve))
+      if (http.listening) await new Promise((resolve) => http.close(resolve))
     }
   }
 }

@@ -150,7 +150,7 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
    * One sweep for all terminals instead of a timer per message.
    */
   private checkAcks (): void {
-    const now = Date.now()
+    const now = performance.now()
     for (const session of this.sessions.values()) {
       const link = session.outbox.overdue(now, this.options.health.ackTimeoutMs)
       if (link === undefined) continue
@@ -216,6 +216,21 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
       },
       counters: this.failover.counters
     }
+  }
+
+  /**
+   * Resolves once no terminal has a publish in flight (each one acked upstream
+   * or stored), or after `timeoutMs`; true when everything became safe. For a
+   * graceful stop, after the listeners stopped accepting.
+   */
+  async drain (timeoutMs: number): Promise<boolean> {
+    const until = Date.now() + timeoutMs
+    const busy = (): boolean => [...this.sessions.values()].some((session) => session.outbox.size > 0)
+    while (busy()) {
+      if (Date.now() >= until) return false
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    return true
   }
 
   /** Ends every upstream session, health link and timer, and gives the instance its own hooks back. */

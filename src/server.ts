@@ -7,7 +7,7 @@ import { ConfigError } from './config/errors.js'
 import { formatIssues } from './config/problems.js'
 import { type AccessTierConfig, type ResolvedServerConfig, serverSchema } from './config/schema.js'
 import { startEmbeddedBrokers, type EmbeddedBrokers } from './embedded-brokers.js'
-import { type Address, listenTcp, listenWs } from './listeners.js'
+import { type Address, type Listener, type ListenOptions, listenTcp, listenWs } from './listeners.js'
 import { type Logger, silentLogger } from './logger.js'
 import { type DualBroker, dualBroker } from './plugin.js'
 import { statusServer } from '../plugins/status/index.js'
@@ -45,7 +45,16 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
     throw new ConfigError([`${resolved.broker1 === undefined ? 'broker1' : 'broker2'}: required when the other broker is set`])
   }
   const cleanup: Array<() => Promise<void>> = []
+  const listeners: Listener[] = []
+  let tier: DualBroker | undefined
+  /**
+   * Graceful: stop accepting, let publishes in flight become safe (bounded by
+   * health.ackTimeoutMs), then end the upstream sessions with DISCONNECT, flush
+   * and close the store, and drop the terminals.
+   */
   const close = async (): Promise<void> => {
+    for (const listener of listeners) listener.stopAccepting()
+    await tier?.drain(resolved.health.ackTimeoutMs)
     for (const step of cleanup.splice(0).reverse()) await step()
   }
   try {
@@ -67,30 +76,38 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
     })
     const { listen, http, data: _data, logLevel: _logLevel, limits, ...pluginOptions } = resolved
     const store = { ...pluginOptions.store, path: pluginOptions.store?.path ?? join(resolved.data, 'pending') }
-    const tier = await dualBroker(aedes, { ...pluginOptions, limits: { maxInflight: limits.maxInflight }, store, broker1, broker2, logger })
-    cleanup.push(() => tier.close())
-    const sysTopics = sysTopicsPlugin(tier, aedes)
+    const started = await dualBroker(aedes, { ...pluginOptions, limits: { maxInflight: limits.maxInflight }, store, broker1, broker2, logger })
+    tier = started
+    cleanup.push(() => started.close())
+    const sysTopics = sysTopicsPlugin(started, aedes)
     cleanup.push(sysTopics.close)
-    const status = http.port === undefined ? undefined : await statusServer(tier, { host: http.host, port: http.port })
+    const status = http.port === undefined ? undefined : await statusServer(started, { host: http.host, port: http.port })
     if (status !== undefined) cleanup.push(status.close)
 
-    const listenOptions = { limits, logger }
-    const mqtt = await listenTcp(aedes, listen.host, listen.port, listenOptions)
-    cleanup.push(mqtt.close)
-    const ws = listen.wsPort === undefined ? undefined : await listenWs(aedes, listen.host, listen.wsPort, listenOptions)
-    if (ws !== undefined) cleanup.push(ws.close)
-    const mqtts = listen.tls === undefined ? undefined : await listenTcp(aedes, listen.host, listen.tls.port, { ...listenOptions, tls: listen.tls })
-    if (mqtts !== undefined) cleanup.push(mqtts.close)
+    const opened = await openListeners(aedes, listen, { limits, logger }, listeners)
+    cleanup.push(async () => { for (const listener of listeners) await listener.close() })
     return {
-      tier,
+      tier: started,
       aedes,
-      addresses: { mqtt: mqtt.address, ...(ws !== undefined && { ws: ws.address }), ...(mqtts !== undefined && { mqtts: mqtts.address }), ...(status !== undefined && { http: status.address }), broker1: broker1.url, broker2: broker2.url, embeddedBrokers: embedded !== undefined },
+      addresses: { ...opened, ...(status !== undefined && { http: status.address }), broker1: broker1.url, broker2: broker2.url, embeddedBrokers: embedded !== undefined },
       close
     }
   } catch (error) {
     await close()
     throw error
   }
+}
+
+/** The terminals' listeners: TCP always, WebSocket and TLS when configured. Each one opened is added to `opened`. */
+async function openListeners (aedes: Aedes, listen: ResolvedServerConfig['listen'], options: ListenOptions, opened: Listener[]): Promise<{ mqtt: Address, ws?: Address, mqtts?: Address }> {
+  const add = (listener: Listener): Address => {
+    opened.push(listener)
+    return listener.address
+  }
+  const mqtt = add(await listenTcp(aedes, listen.host, listen.port, options))
+  const ws = listen.wsPort === undefined ? undefined : add(await listenWs(aedes, listen.host, listen.wsPort, options))
+  const mqtts = listen.tls === undefined ? undefined : add(await listenTcp(aedes, listen.host, listen.tls.port, { ...options, tls: listen.tls }))
+  return { mqtt, ...(ws !== undefined && { ws }), ...(mqtts !== undefined && { mqtts }) }
 }
 
 const brokerDefaults = { clientIdPrefix: '', protocolVersion: 4 as const, rejectUnauthorized: true }

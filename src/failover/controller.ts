@@ -198,7 +198,7 @@ export class FailoverController implements Forwarding {
     this.counters.forwarded[link.endpoint.name][qos]++
     // Only measured when someone listens (the metrics plugin): no work per message otherwise.
     if (sentAt > 0 && this.host.listenerCount('publish-acked') > 0) {
-      this.host.emit('publish-acked', { broker: link.endpoint.name, qos, seconds: (Date.now() - sentAt) / 1000 })
+      this.host.emit('publish-acked', { broker: link.endpoint.name, qos, seconds: (performance.now() - sentAt) / 1000 })
     }
   }
 

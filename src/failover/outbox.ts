@@ -21,6 +21,7 @@ export interface Forwarding {
 /** One terminal publish on its way upstream; the terminal's ack waits in `acknowledge`. */
 export class OutgoingPublish {
   target: UpstreamLink | undefined
+  /** performance.now() when sent, then when acked: monotonic, sub-millisecond. */
   sentAt = 0
   /** Parts still to complete before the terminal is acked (2 for `both`: Broker2 and the store). */
   parts = 1
@@ -127,7 +128,7 @@ export class Outbox {
       return
     }
     message.target = link
-    message.sentAt = Date.now()
+    message.sentAt = performance.now()
     this.inflight.add(message)
     link.publish(message.topic, message.payload, message.qos, message.retain, message.id, (error) => {
       // A late ack from a session the message was already moved away from is ignored.
@@ -136,7 +137,7 @@ export class Outbox {
       message.target = undefined
       message.ackedBy = link
       this.forwarding.forwarded(link, message.qos, message.sentAt)
-      message.sentAt = Date.now()
+      message.sentAt = performance.now()
       if (!message.stored) this.remember(message)
       message.complete()
     })
@@ -159,7 +160,7 @@ export class Outbox {
    * before it writes to subscribers), so those are sent again (at least once).
    */
   private recentlyAckedBy (link: UpstreamLink): OutgoingPublish[] {
-    const oldest = Date.now() - this.resendWindowMs
+    const oldest = performance.now() - this.resendWindowMs
     const again: OutgoingPublish[] = []
     for (let i = this.recentHead; i < this.recent.length; i++) {
       const message = this.recent[i]!
