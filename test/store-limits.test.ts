@@ -121,3 +121,23 @@ t.test('drop-oldest and reads stay correct around out-of-order acks', async t =>
   t.equal(store.stats.droppedOverflow, 1)
   t.same((await store.read(4, 2)).map(m => m.seq), [5, 6])
 })
+
+t.test('a full store makes room from expired entries first, counting them as expired', async (t) => {
+  for (const overflow of ['reject-new', 'drop-oldest'] as const) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'store-sweep-'))
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+    const store = new LevelPendingStore({ path: path.join(dir, 'db'), maxMessages: 2, maxBytes: 1 << 20, overflow })
+    await store.open()
+    t.teardown(() => store.close())
+    const past = Date.now() - 1
+    const message = (topic: string, expiresAt?: number): PendingMessage => ({
+      topic, payload: Buffer.from('x'), qos: 1, retain: false, clientId: 'c', acceptedAt: past, ...(expiresAt !== undefined && { expiresAt })
+    })
+    await store.append(message('old/1', past))
+    await store.append(message('old/2', past))
+    await t.resolves(store.append(message('new/1')), `${overflow}: a new message is taken while expired ones fill the store`)
+    t.equal(store.stats.expired, 2, `${overflow}: the expired entries are counted as expired`)
+    t.equal(store.stats.droppedOverflow, 0, `${overflow}: not as overflow`)
+    t.same((await store.read(0, 10)).map((m) => m.topic), ['new/1'])
+  }
+})

@@ -1,5 +1,5 @@
 import {
-  MSG_RANGE_END, SEQ_KEY, decodeKey, encodeKey, encodeSeq, storedSize, topicOf
+  MSG_RANGE_END, SEQ_KEY, decodeKey, encodeKey, encodeSeq, expiresAtOf, storedSize, topicOf
 } from './codec.js'
 import { StoreFullError } from './errors.js'
 import type { Db } from './open-level.js'
@@ -74,6 +74,11 @@ export async function planCommit (
     else plan.expired.add(topicOf(value))
   })
 
+  const incoming = appends.reduce((sum, append) => sum + append.size, 0)
+  const needsRoom = (): boolean => c.count + appends.length > limits.maxMessages || c.bytes + incoming > limits.maxBytes
+  // Expired entries make room before anything live is refused or evicted, and count as expired.
+  if (appends.length > 0 && needsRoom()) await sweepExpired(db, plan, gone, needsRoom)
+
   for (const append of appends) {
     if (append.size > limits.maxBytes) {
       plan.rejected.push({ append, error: new StoreFullError(`message of ${append.size} bytes exceeds maxBytes ${limits.maxBytes}`) })
@@ -101,6 +106,37 @@ export async function planCommit (
   }
   if (plan.stored.length > 0) plan.ops.push({ type: 'put', key: SEQ_KEY, value: encodeSeq(c.lastSeq) })
   return plan
+}
+
+const SWEEP_LIMIT = 10_000
+
+/** Deletes expired entries from the oldest on, until there is room or SWEEP_LIMIT entries were looked at. */
+async function sweepExpired (db: Db, plan: CommitPlan, gone: Set<number>, needsRoom: () => boolean): Promise<void> {
+  const c = plan.after
+  const now = Date.now()
+  const it = db.iterator({ gte: encodeKey(c.headSeq), lt: MSG_RANGE_END })
+  let scanned = 0
+  try {
+    while (needsRoom() && scanned < SWEEP_LIMIT) {
+      const entries = await it.nextv(256)
+      if (entries.length === 0) return
+      for (const [key, value] of entries) {
+        scanned++
+        const seq = decodeKey(key)
+        const expiresAt = expiresAtOf(value)
+        if (gone.has(seq) || expiresAt === undefined || expiresAt > now) continue
+        gone.add(seq)
+        if (seq === c.headSeq) c.headSeq++
+        c.count--
+        c.bytes -= storedSize(value)
+        plan.ops.push({ type: 'del', key })
+        plan.expired.add(topicOf(value))
+        if (!needsRoom()) return
+      }
+    }
+  } finally {
+    await it.close()
+  }
 }
 
 async function evictStored (db: Db, plan: CommitPlan, gone: Set<number>, overLimit: () => boolean): Promise<void> {
