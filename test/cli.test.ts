@@ -9,7 +9,6 @@ import { finish, runCli as run, spawnCli as start } from './support/cli-process.
 import { connectClient } from './support/client.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const serverWritten = existsSync(join(root, 'src/server.ts'))
 
 const lines = (text: string): string[] => text.split('\n').filter((line) => line !== '')
 
@@ -84,7 +83,7 @@ function logLine (child: ChildProcess, msg: string): Promise<Record<string, unkn
   })
 }
 
-t.test('the server starts, logs "listening" and stops on SIGTERM', { skip: !serverWritten && 'src/server.ts not written yet' }, async (t) => {
+t.test('the server starts, logs "listening" and stops on SIGTERM', async (t) => {
   const [broker1, broker2] = [await startAedes(t), await startAedes(t)]
   const dir = t.testdir({ 'c.yaml': `broker1:\n  url: ${broker1.url}\n  password: hunter2\nbroker2:\n  url: mqtt://10.9.9.9:1\n` })
   const child = start(['--config', join(dir, 'c.yaml'), '--broker2', broker2.url, '--host', '127.0.0.1', '--port', '0', '--data', join(dir, 'data')])
@@ -105,7 +104,7 @@ t.test('the server starts, logs "listening" and stops on SIGTERM', { skip: !serv
   t.notMatch(stdout, 'hunter2')
 })
 
-t.test('a start failure exits 1 with a fatal log line and one stderr line', { skip: !serverWritten && 'src/server.ts not written yet' }, async (t) => {
+t.test('a start failure exits 1 with a fatal log line and one stderr line', async (t) => {
   const [broker1, broker2] = [await startAedes(t), await startAedes(t)]
   const taken = net.createServer()
   await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
@@ -118,4 +117,22 @@ t.test('a start failure exits 1 with a fatal log line and one stderr line', { sk
   t.match(lines(stderr), [/^aedes-dual-broker: cannot start: /])
   t.equal(lines(stderr).length, 1)
   t.match(stdout, /"level":60.*"msg":"cannot start: /)
+})
+
+t.test('with no broker named it runs two embedded brokers: a terminal subscribes and receives what another publishes', async (t) => {
+  const dir = t.testdir({})
+  const child = start(['--host', '127.0.0.1', '--port', '0', '--data', join(dir, 'data')])
+  const outcome = finish(child)
+  t.teardown(() => { child.kill('SIGKILL') })
+  const listening = await logLine(child, 'listening')
+  t.match(listening, { embeddedBrokers: true, broker1: 'mqtt://127.0.0.1:1884', broker2: 'mqtt://127.0.0.1:1885' })
+  const url = `mqtt://127.0.0.1:${(listening.mqtt as { port: number }).port}`
+  const subscriber = await connectClient(t, url, { clientId: 'demo-sub' })
+  await subscriber.subscribeAsync('demo/#', { qos: 1 })
+  const received = new Promise<string>((resolve) => subscriber.once('message', (_topic, payload) => resolve(payload.toString())))
+  const publisher = await connectClient(t, url, { clientId: 'demo-pub' })
+  await publisher.publishAsync('demo/hello', 'world', { qos: 1 })
+  t.equal(await received, 'world')
+  child.kill('SIGTERM')
+  t.equal((await outcome).code, 0)
 })
