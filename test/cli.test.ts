@@ -1,14 +1,11 @@
 import t from 'tap'
 import type { ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { startAedes } from './support/aedes-broker.js'
 import { finish, runCli as run, spawnCli as start } from './support/cli-process.js'
 import { connectClient } from './support/client.js'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
 
 const lines = (text: string): string[] => text.split('\n').filter((line) => line !== '')
 
