@@ -57,7 +57,10 @@ export async function listenTcp (aedes: Aedes, host: string, port: number, optio
       ? guardPacketSize(socket, maxPacketSize, (reason) => logger.warn({ remote: socket.remoteAddress, reason }, 'connection dropped'))
       : socket)
   }
-  const server = options.tls === undefined ? net.createServer(accept) : tls.createServer(tlsContext(options.tls), accept)
+  // MQTT acks are small writes: without TCP_NODELAY, Nagle holds them for the peer's delayed ACK (~40 ms).
+  const server = options.tls === undefined
+    ? net.createServer({ noDelay: true }, accept)
+    : tls.createServer({ ...tlsContext(options.tls), noDelay: true }, accept)
   server.on('tlsClientError', (error: Error, socket: net.Socket) => {
     logger.warn({ remote: socket.remoteAddress, reason: error.message }, 'TLS handshake failed')
   })

@@ -50,21 +50,33 @@ t.test('limits.connectionRatePerSecond: a burst beyond the rate is refused', asy
   t.ok(admitted >= 5 && admitted <= 7, `${admitted} of 15 admitted at 5/s`)
 })
 
-t.test('limits.maxInflight: a terminal that pipelines past the limit is disconnected, unacknowledged', async (t) => {
+t.test('limits.maxInflight: past the limit the tier stops reading the terminal until its publishes are safe', async (t) => {
   const held: Array<() => void> = []
+  let arrived: () => void = () => {}
   const { url } = await startServer(t, { maxInflight: 10 }, {
     authorizePublish: (client: unknown, _packet: unknown, callback: (error: null) => void) => {
       if (client === null) return callback(null)
       held.push(() => callback(null)) // Broker1 takes the publishes but does not ack them yet
+      arrived()
     }
   })
-  const greedy = await connectClient(t, url, { clientId: 'greedy' })
-  const gone = closed(greedy)
+  const eager = await connectClient(t, url, { clientId: 'eager' })
+  let closedEarly = false
+  eager.once('close', () => { closedEarly = true })
   let acked = 0
-  for (let i = 0; i < 20; i++) greedy.publish('g', String(i), { qos: 1 }, (error) => { if (error == null) acked++ })
-  await gone
-  t.equal(acked, 0, 'nothing past the limit was acknowledged')
-  for (const release of held.splice(0)) release()
+  const total = 2000
+  const all = new Promise<void>((resolve) => {
+    for (let i = 0; i < total; i++) eager.publish('g', Buffer.alloc(256, i % 256), { qos: 1 }, (error) => { if (error == null && ++acked === total) resolve() })
+  })
+  while (held.length < 10) await new Promise<void>((resolve) => { arrived = resolve })
+  await new Promise((resolve) => setTimeout(resolve, 300)) // give a runaway tier time to read on: it must not
+  t.ok(held.length < total / 2, `Broker1 got ${held.length} of ${total} while none was acked: the tier stopped reading`)
+  t.equal(acked, 0, 'nothing acknowledged before Broker1 acked')
+  const release = setInterval(() => { for (const ack of held.splice(0)) ack() }, 5)
+  await all
+  clearInterval(release)
+  t.equal(acked, total, 'every publish acknowledged once Broker1 acked')
+  t.notOk(closedEarly, 'the terminal was slowed down, not disconnected')
 })
 
 t.test('a terminal that never reads is disconnected after limits.drainTimeoutMs; the others get every message', async (t) => {

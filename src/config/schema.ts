@@ -94,8 +94,8 @@ export const dedupSchema = z.strictObject({
 
 export const terminalLimitsSchema = z.strictObject({
   /**
-   * QoS 1/2 publishes of one terminal not yet safe (acked upstream or stored); a terminal that
-   * pipelines more is disconnected (MQTT 3.1.1 cannot announce a receive window).
+   * QoS 1 publishes of one terminal not yet safe (acked upstream or stored); past it the tier stops
+   * reading that terminal's socket until some are (MQTT 3.1.1 cannot announce a receive window).
    */
   maxInflight: z.number().int().nonnegative().default(1000)
 })

@@ -124,7 +124,7 @@ export class FailoverController implements Forwarding {
 
   private async replayTo (index: 0 | 1, accepts: (message: StoredMessage) => boolean): Promise<boolean> {
     if (this.pendingStore === undefined || this.closed) return false
-    const replayer = new Replayer(this.host.healths[index], this.pendingStore, this.replay, accepts, () => this.whenQuiet(), this.counters, this.host.logger)
+    const replayer = new Replayer(this.host.healths[index], this.pendingStore, this.replay, accepts, () => this.appending, () => this.whenQuiet(), this.counters, this.host.logger)
     this.replayer = replayer
     replayer.on('progress', (progress) => {
       this.host.logger.info({ broker: this.host.healths[index].endpoint.name, ...progress }, 'replay progress')

@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js'
 import type { TierCounters } from './counters.js'
 import type { PendingStore, StoredMessage } from '../store/index.js'
 import { publishOptions } from '../upstream/broker-endpoint.js'
+import { noDelay } from '../upstream/upstream-link.js'
 import type { BrokerHealth } from '../upstream/broker-health.js'
 
 export interface ReplayOptions {
@@ -46,7 +47,9 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
     private readonly options: ReplayOptions,
     /** Which entries this replay delivers; the others stay for a later one. */
     private readonly accepts: (message: StoredMessage) => boolean,
-    /** Resolves when no append is between its call and its commit. */
+    /** Appends between their call and their commit: the replay is drained only at 0. */
+    private readonly appending: () => number,
+    /** Resolves when `appending()` is 0. */
     private readonly whenQuiet: () => Promise<void>,
     private readonly counters: TierCounters,
     private readonly logger: Logger
@@ -79,7 +82,10 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
         await this.drainInflight()
         if (this.stopped) return false
         await this.whenQuiet()
-        if ((await this.store.read(lastSeq, 1)).length === 0 && !this.stopped) return true
+        const rest = await this.store.read(lastSeq, 1)
+        // Checked again after the read: publishes routed to the store while it ran go behind it, and
+        // the caller switches to live traffic in the same turn of the event loop as this return.
+        if (rest.length === 0 && !this.stopped && this.appending() === 0) return true
         continue
       }
       for (const message of page) {
@@ -158,7 +164,10 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
     client.on('error', (err) => this.logger.warn({ broker: endpoint.name, err: err.message }, 'replay session error'))
     client.on('close', () => this.stop())
     return new Promise((resolve) => {
-      client.once('connect', () => resolve(client))
+      client.once('connect', () => {
+        noDelay(client)
+        resolve(client)
+      })
       client.once('close', () => resolve(undefined))
     })
   }

@@ -1,12 +1,20 @@
 /**
  * PUBLISH, step 5 of the method: a terminal's message goes upstream to the
- * broker the router picks, and its QoS 1 PUBACK / QoS 2 PUBREC is held in
- * `authorizePublish` (the only hook that can hold a QoS 1 PUBACK, AEDES-NOTES)
- * until that broker acked it.
+ * broker the router picks, and its QoS 1 PUBACK / QoS 2 PUBREC is sent only
+ * once the message is safe (acked by that broker, or stored).
+ *
+ * Aedes reads a terminal's next socket chunk only after every packet of the
+ * current one is done, so holding `authorizePublish` until an upstream ack
+ * (the only way Aedes itself can hold a QoS 1 PUBACK, AEDES-NOTES) would cost
+ * one upstream round trip per chunk. For QoS 1 the tier therefore releases
+ * the hook at once with the packet marked QoS 0 — Aedes then writes no PUBACK
+ * of its own — and writes the PUBACK itself when the message is safe. QoS 2
+ * (rare, with Aedes' own duplicate detection) is still held in the hook.
  */
 import type { AuthorizePublishHook, BrokerPublish, Callback, Client, PublishPacket } from '../aedes-types.js'
 import { OutgoingPublish } from '../failover/outbox.js'
 import type { DualBroker } from '../plugin.js'
+import type { TerminalSession } from '../upstream/terminal-session.js'
 
 /** A publish waiting for the user's own authorizePublish, kept in arrival order. */
 class Admission {
@@ -56,13 +64,27 @@ export function authorizePublish (tier: DualBroker, theirs: AuthorizePublishHook
 export function forward (tier: DualBroker, client: Client, packet: PublishPacket, done: Callback): void {
   const session = tier.sessions.get(client)
   if (session === undefined) return done(new Error('terminal has no upstream session'))
-  const limit = tier.options.limits.maxInflight
-  if (limit > 0 && packet.qos > 0 && session.outbox.size >= limit) {
-    // MQTT 3.1.1 has no way to say "slow down": the terminal is disconnected and resends unacked messages.
-    return done(new Error(`limits.maxInflight exceeded: ${limit} publishes of this terminal are not yet safe`))
-  }
   const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
-  session.outbox.send(new OutgoingPublish(packet.topic, payload, packet.qos, packet.retain, client.id, tier.messageIds?.next(), done))
+  const qos = packet.qos
+  let acknowledge = done
+  if (qos === 1) {
+    acknowledge = pubackWhenSafe(session, packet.messageId!)
+    packet.qos = 0 // read by Aedes right after this hook: it writes no PUBACK, routes nothing (see localPublish)
+    session.flow.admit(done)
+  }
+  session.outbox.send(new OutgoingPublish(packet.topic, payload, qos, packet.retain, client.id, tier.messageIds?.next(), acknowledge))
+}
+
+/** [MQTT-3.4]: PUBACK is a fixed header 0x40, remaining length 2, and the packet identifier. */
+function pubackWhenSafe (session: TerminalSession, messageId: number): Callback {
+  return (error) => {
+    session.flow.settled()
+    const client = session.client
+    if (client.closed) return
+    // Not safe (e.g. the store refused it): no PUBACK; the terminal is disconnected and resends.
+    if (error != null) return client.close()
+    client.conn.write(Buffer.from([0x40, 0x02, messageId >> 8, messageId & 0xff]))
+  }
 }
 
 /**

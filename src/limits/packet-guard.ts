@@ -56,6 +56,8 @@ export function guardPacketSize (socket: Socket, maxPacketSize: number, onReject
   const guarded = new Duplex({
     read () { socket.resume() },
     write (chunk: Buffer, _encoding, callback) { socket.write(chunk, callback) },
+    // Aedes writes a packet in several pieces: pieces buffered behind a write go out in one syscall.
+    writev (chunks, callback) { socket.write(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk as Buffer)), callback) },
     final (callback) { socket.end(callback) },
     destroy (error, callback) {
       socket.destroy()

@@ -1,11 +1,14 @@
 import type { IPublishPacket } from 'mqtt'
 import type { Client } from '../aedes-types.js'
 import { type Forwarding, Outbox } from '../failover/outbox.js'
+import { InboundFlow } from '../limits/inbound-flow.js'
 import { type DedupOptions, Deduplicator } from './dedup.js'
 import type { BrokerHealth } from './broker-health.js'
 import { type ConnectOutcome, type TerminalIdentity, UpstreamLink } from './upstream-link.js'
 
 export type Qos = 0 | 1 | 2
+
+const DELIVERY_WINDOW = 64
 
 /**
  * One terminal's pair of upstream sessions (Broker1, Broker2), what it
@@ -17,6 +20,7 @@ export class TerminalSession {
   readonly links: readonly [UpstreamLink, UpstreamLink]
   readonly subscriptions = new Map<string, Qos>()
   readonly outbox: Outbox
+  readonly flow: InboundFlow
   /** Another connection with the same client id took over: never reconnect. */
   superseded = false
   /** A connection with the same client id is being opened upstream: hold reconnects. */
@@ -24,15 +28,24 @@ export class TerminalSession {
   private closed = false
   private readonly retryTimers = new Set<NodeJS.Timeout>()
   private readonly dedup: Deduplicator
+  /** Deliveries handed to Aedes but not yet written to the terminal's socket. */
+  private unwritten = 0
+  private readonly heldAcks: Array<() => void> = []
+  private readonly written = (): void => {
+    this.unwritten--
+    this.heldAcks.shift()?.()
+  }
 
   constructor (
     readonly client: Client,
     readonly identity: TerminalIdentity,
     private readonly healths: readonly [BrokerHealth, BrokerHealth],
     private readonly forwarding: Forwarding,
-    dedup: DedupOptions
+    dedup: DedupOptions,
+    maxInflight: number
   ) {
     this.dedup = new Deduplicator(dedup)
+    this.flow = new InboundFlow(maxInflight)
     this.links = [
       new UpstreamLink(healths[0].endpoint, identity, (packet, done) => this.deliver(packet, done, 0)),
       new UpstreamLink(healths[1].endpoint, identity, (packet, done) => this.deliver(packet, done, 1))
@@ -110,9 +123,20 @@ export class TerminalSession {
       return
     }
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload as Buffer
-    this.client.publish({
-      cmd: 'publish', topic: packet.topic, payload, qos: packet.qos, retain: packet.retain, dup: false
-    }, (error) => done(error ?? undefined))
+    const message = { cmd: 'publish' as const, topic: packet.topic, payload, qos: packet.qos, retain: packet.retain, dup: false }
+    if (this.identity.clean) {
+      // A clean session promises nothing beyond its connection: deliveries overlap (up to
+      // DELIVERY_WINDOW not yet written) instead of waiting one by one for Aedes and the socket.
+      // Past the window the broker's ack waits, so a terminal that does not read holds up only
+      // its own sessions, with bounded memory.
+      this.unwritten++
+      this.client.publish(message, this.written)
+      if (this.unwritten <= DELIVERY_WINDOW) done()
+      else this.heldAcks.push(done)
+      return
+    }
+    // A persistent session's broker keeps the message until Aedes has it (queued durably for the terminal).
+    this.client.publish(message, (error) => done(error ?? undefined))
   }
 
   /**

@@ -56,6 +56,7 @@ export class UpstreamLink extends EventEmitter<UpstreamLinkEvents> {
       let outcome: ConnectOutcome | undefined
       client.on('error', () => {}) // errors show as outcomes or as 'close'
       client.on('connect', (connack) => {
+        noDelay(client)
         this.online = true
         outcome = { kind: 'accepted', sessionPresent: connack.sessionPresent }
         resolve(outcome)
@@ -171,6 +172,12 @@ export class UpstreamLink extends EventEmitter<UpstreamLinkEvents> {
     this.client = undefined
     if (client !== undefined) closeConnection(client, graceful)
   }
+}
+
+/** Upstream publishes and acks are small writes: see listeners.ts on Nagle's algorithm. */
+export function noDelay (client: MqttClient): void {
+  const socket = client.stream as { setNoDelay?: (noDelay: boolean) => void } | undefined
+  socket?.setNoDelay?.(true)
 }
 
 const DISCONNECT = Buffer.from([0xe0, 0x00]) // [MQTT-3.14.1]: fixed header, remaining length 0; valid in 3.1.1 and 5
