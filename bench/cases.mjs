@@ -1,0 +1,521 @@
+// The benchmark cases. Each `run*` function is one run of one mode ("tier":
+// through `node dist/src/cli.js`, or "direct": the baseline, straight at the
+// same mosquitto) with its own fresh brokers, tier and worker processes, and
+// returns raw numbers; `CASES` turns the alternated runs into figures.
+import fs from 'node:fs'
+import path from 'node:path'
+import { spawn } from 'node:child_process'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { BENCH, Mosquitto, ROOT, Tier, Worker, build, freePort, memOf, mono, sampleRss, tmpDir } from './lib/procs.mjs'
+import { figure } from './lib/stats.mjs'
+
+const TOPIC = 'bench/t'
+const WINDOW = 100
+
+/** Options shared by all runs (set by run.mjs): profiling of the tier process. */
+export const settings = { profileDir: undefined, heapSnapshots: false, quick: false, whatIfNoDelay: false, raw: [] }
+
+/** Everything one run started, closed in reverse order whatever happens. */
+class Scope {
+  constructor () { this.items = [] }
+  add (item) { this.items.push(item); return item }
+  async close () {
+    for (const item of this.items.reverse()) {
+      try {
+        if (item instanceof Tier) {
+          // Graceful only when profiling: the CPU profile is written on exit.
+          if (settings.profileDir !== undefined) await item.stop()
+          else item.entry.child.kill('SIGKILL')
+        } else if (item instanceof Mosquitto) await item.kill('SIGKILL')
+        else await item.close()
+      } catch {}
+    }
+    this.items = []
+  }
+}
+
+async function withScope (fn) {
+  const scope = new Scope()
+  try {
+    return await fn(scope)
+  } finally {
+    await scope.close()
+  }
+}
+
+let profileSeq = 0
+function tierNodeArgs (label) {
+  const args = []
+  if (settings.whatIfNoDelay) args.push(`--import=${new URL('./lib/nodelay.mjs', import.meta.url).href}`)
+  if (settings.profileDir !== undefined) {
+    const dir = path.join(settings.profileDir, `${String(++profileSeq).padStart(2, '0')}-${label}`)
+    fs.mkdirSync(dir, { recursive: true })
+    args.push('--cpu-prof', `--cpu-prof-dir=${dir}`, '--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`)
+  }
+  return args
+}
+
+async function startTier (scope, label, broker1, broker2, config = {}, data) {
+  return scope.add(await Tier.start({ broker1, broker2, config, data, nodeArgs: tierNodeArgs(label) }))
+}
+
+async function brokers (scope, { startB1 = true } = {}) {
+  const b1 = startB1 ? scope.add(await Mosquitto.start('b1')) : scope.add(new Mosquitto('b1', await freePort()))
+  const b2 = scope.add(await Mosquitto.start('b2'))
+  return { b1, b2 }
+}
+
+const worker = async (scope, script, name) => scope.add(await Worker.start(script, name))
+
+function rate (count, ms) { return ms > 0 ? count / (ms / 1000) : NaN }
+
+/** Acked sequence numbers that reached none of the given arrival bitmaps. */
+function lost (ackedBits, ...seens) {
+  let n = 0
+  for (let seq = 0; seq < ackedBits.length; seq++) {
+    if (ackedBits[seq] !== 1) continue
+    if (!seens.some((seen) => seen !== undefined && seq < seen.length && seen[seq] === 1)) n++
+  }
+  return n
+}
+
+function missingSeqs (ackedBits, ...seens) {
+  const out = []
+  for (let seq = 0; seq < ackedBits.length; seq++) {
+    if (ackedBits[seq] === 1 && !seens.some((seen) => seen !== undefined && seq < seen.length && seen[seq] === 1)) out.push(seq)
+  }
+  return out
+}
+
+// ---------------------------------------------------------------- throughput, latency
+
+const WARM_MS = 1000
+
+/**
+ * One publisher → one subscriber on one topic. mode "tier": both through the
+ * tier; "direct": both at mosquitto (Broker1). For diagnosis, `legs` may put
+ * only one side through the tier: 'pub' (publisher via tier, subscriber
+ * direct) or 'sub' (the other way round).
+ */
+export async function runFlow (mode, { qos, rate: msgRate = 0, measureMs, latency = false, legs = 'both' }) {
+  return withScope(async (scope) => {
+    const { b1, b2 } = await brokers(scope)
+    const url = mode === 'tier' ? (await startTier(scope, `flow-qos${qos}`, b1.url, b2.url)).url : b1.url
+    const sub = await worker(scope, 'subscriber.mjs')
+    const pub = await worker(scope, 'publisher.mjs')
+    await sub.call('connect', { label: 'sub', url: legs === 'pub' ? b1.url : url, topic: TOPIC, qos, latency })
+    await pub.call('connect', { urls: [legs === 'sub' ? b1.url : url], clientId: 'bench-pub', topic: TOPIC })
+    const t0 = mono()
+    await sub.call('window', { from: t0 + WARM_MS, to: t0 + WARM_MS + measureMs })
+    await pub.call('start', { qos, window: WINDOW, rate: msgRate })
+    await sleep(WARM_MS + measureMs + 50)
+    const published = await pub.call('stop', { drainMs: 0 })
+    const report = await sub.call('report')
+    const got = report.labels.sub[0]
+    return {
+      msgsPerSec: rate(got.inWindow, measureMs),
+      published: published.sent,
+      latency: report.latency
+    }
+  })
+}
+
+// ---------------------------------------------------------------- failover
+
+const FAILOVER_RATE = 500
+
+/**
+ * 500 msg/s QoS 1; Broker1 is killed (SIGKILL) or frozen (SIGSTOP) after 2 s.
+ * Observers straight at each broker time the gap between the last arrival at
+ * Broker1 and the first at Broker2. The baseline is a publisher connected
+ * straight to Broker1 doing its own failover to Broker2 (keepalive 1 s, like
+ * the tier's health link).
+ */
+export async function runFailover (mode, { signal }) {
+  return withScope(async (scope) => {
+    const { b1, b2 } = await brokers(scope)
+    const obs = await worker(scope, 'subscriber.mjs', 'observers')
+    await obs.call('connect', { label: 'b1', url: b1.url, topic: TOPIC, qos: 1 })
+    await obs.call('connect', { label: 'b2', url: b2.url, topic: TOPIC, qos: 1 })
+    let tier
+    const pub = await worker(scope, 'publisher.mjs')
+    if (mode === 'tier') {
+      tier = await startTier(scope, `failover-${signal}`, b1.url, b2.url)
+      await pub.call('connect', { urls: [tier.url], clientId: 'bench-pub', topic: TOPIC })
+    } else {
+      await pub.call('connect', { urls: [b1.url, b2.url], clientId: 'bench-pub', topic: TOPIC, failover: true, keepalive: 1 })
+    }
+    await pub.call('start', { qos: 1, window: WINDOW, rate: FAILOVER_RATE })
+    await sleep(2000)
+    const logMark = tier?.logs.length ?? 0
+    const hitAt = mono()
+    const hitWall = Date.now()
+    b1.signal(signal)
+    await sleep(signal === 'SIGSTOP' ? 4000 : 2500)
+    const published = await pub.call('stop', { drainMs: 3000 })
+    await sleep(300)
+    const report = await obs.call('report', { seen: true })
+    const [at1] = report.labels.b1
+    const [at2] = report.labels.b2
+    let detectMs
+    if (mode === 'tier') {
+      const down = await tier.waitForLog('broker down', (e) => e.broker === 'broker1', 1, logMark).catch(() => undefined)
+      detectMs = down === undefined ? NaN : down.time - hitWall
+    } else {
+      detectMs = published.failovers.length > 0 ? published.failovers[0].at - hitAt : NaN
+    }
+    await b1.kill('SIGKILL')
+    return {
+      gapMs: at2?.firstAt !== undefined && at1?.lastAt !== undefined ? at2.firstAt - at1.lastAt : NaN,
+      lost: lost(published.ackedBits, at1?.seen, at2?.seen),
+      detectMs,
+      acked: published.acked,
+      sent: published.sent,
+      firstAtB2AfterHitMs: at2?.firstAt !== undefined ? at2.firstAt - hitAt : NaN
+    }
+  })
+}
+
+// ---------------------------------------------------------------- failback
+
+/**
+ * 500 msg/s QoS 1 through the tier (policy `both`); Broker1 is killed after 1.5 s
+ * and restarted 3 s later. Once the tier has replayed the backlog to Broker1 and
+ * failed back, the observer at Broker1 must have every acked message in order,
+ * and the publisher must never have been held up (window of 100 full).
+ */
+export async function runFailback () {
+  return withScope(async (scope) => {
+    const { b1, b2 } = await brokers(scope)
+    const obs = await worker(scope, 'subscriber.mjs', 'observers')
+    await obs.call('connect', { label: 'b1', url: b1.url, topic: TOPIC, qos: 1, reconnect: true })
+    await obs.call('connect', { label: 'b2', url: b2.url, topic: TOPIC, qos: 1 })
+    // The status server's /health (where the tier has it) tells what is left in the store.
+    const tier = await startTier(scope, 'failback', b1.url, b2.url, { http: { host: '127.0.0.1', port: 0 } })
+    const pub = await worker(scope, 'publisher.mjs')
+    await pub.call('connect', { urls: [tier.url], clientId: 'bench-pub', topic: TOPIC })
+    await pub.call('start', { qos: 1, window: WINDOW, rate: FAILOVER_RATE, recordAcks: true })
+    await sleep(1500)
+    await b1.kill('SIGKILL')
+    await sleep(3000)
+    const logMark = tier.logs.length
+    const restartAt = mono()
+    const restartWall = Date.now()
+    await b1.start()
+    const failback = await tier.waitForLog('failback', () => true, 30_000, logMark)
+    await sleep(1500)
+    const published = await pub.call('stop', { drainMs: 3000 })
+    await sleep(300)
+    const report = await obs.call('report', { seen: true })
+    const health = await tier.health()
+    const [before, after] = report.labels.b1
+    // Publisher-side view of the phase from the restart on.
+    let maxGap = 0
+    let maxLatency = 0
+    let prev
+    for (let i = 0; i < published.ackAt.length; i++) {
+      const at = published.ackAt[i]
+      if (at < restartAt) continue
+      if (prev !== undefined) maxGap = Math.max(maxGap, at - prev)
+      maxLatency = Math.max(maxLatency, published.ackLatency[i])
+      prev = at
+    }
+    const stallMs = published.blocked.reduce((sum, [from, to]) => sum + Math.max(0, to - Math.max(from, restartAt)), 0)
+    return {
+      stallMs,
+      orderViolations: after?.orderViolations ?? NaN,
+      missingAtBroker1: lost(published.ackedBits, before?.seen, after?.seen),
+      duplicatesAtBroker1: after?.duplicates ?? NaN,
+      maxAckGapMs: maxGap,
+      maxAckLatencyMs: maxLatency,
+      restartToFailbackMs: failback.time - restartWall,
+      replayedAtBroker1: after?.unique ?? 0,
+      pendingAfter: health?.pending?.messages ?? NaN,
+      missingSeqs: missingSeqs(published.ackedBits, before?.seen, after?.seen).slice(0, 20)
+    }
+  })
+}
+
+// ---------------------------------------------------------------- store ingest and replay
+
+/**
+ * Store ingest. Tier: Broker1 down, policy `queue`, `store.fsync` as given
+ * (default `batch`): QoS 1 publishes as fast as a window of 100 allows go into
+ * the pending store; the figure is PUBACKs per second at the publisher over
+ * `measureMs` after a 1 s warm-up. Baseline: the same publisher straight at mosquitto.
+ */
+export async function runIngest (mode, { measureMs, fsync = 'batch' }) {
+  return withScope(async (scope) => {
+    const { b1, b2 } = await brokers(scope, { startB1: mode !== 'tier' })
+    const pub = await worker(scope, 'publisher.mjs')
+    let tier
+    if (mode === 'tier') {
+      tier = await startTier(scope, `ingest-${fsync}`, b1.url, b2.url, { defaultPolicy: 'queue', store: { fsync } })
+      await pub.call('connect', { urls: [tier.url], clientId: 'bench-pub', topic: TOPIC })
+    } else {
+      await pub.call('connect', { urls: [b1.url], clientId: 'bench-pub', topic: TOPIC })
+    }
+    const t0 = mono()
+    await pub.call('start', { qos: 1, window: WINDOW, ackWindow: { from: t0 + WARM_MS, to: t0 + WARM_MS + measureMs } })
+    await sleep(WARM_MS + measureMs + 50)
+    const published = await pub.call('stop', { drainMs: 0 })
+    return { ingest: rate(published.ackedInWindow, measureMs), acked: published.acked }
+  })
+}
+
+/** Writes a backlog of `count` messages into `<data>/pending` with the store's own code (bench/prefill.mjs). */
+async function prefill (scope, data, count) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(BENCH, 'prefill.mjs'), path.join(data, 'pending'), String(count), TOPIC, build.dist], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+    scope.add({ close: async () => { child.kill('SIGKILL') } })
+    let out = ''
+    child.stdout.on('data', (d) => { out += d })
+    child.once('exit', (code) => code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`prefill exited ${code}`)))
+  })
+}
+
+/**
+ * Replay. Tier: a backlog of `count` messages prefilled into the tier's store
+ * (the store's own code, fsync never: ingest is the ingest case's job); the
+ * tier starts with Broker1 up and replays it at once. The observer at Broker1
+ * times first → last arrival; VmRSS of the tier is sampled every 50 ms and
+ * VmHWM read at the end. Baseline: the same `count` messages published
+ * straight to mosquitto by one client with a window of 100, as the replay does.
+ */
+export async function runReplay (mode, { count, label = 'replay', onTier }) {
+  return withScope(async (scope) => {
+    const obs = await worker(scope, 'subscriber.mjs', 'observers')
+    if (mode === 'tier') {
+      const data = path.join(tmpDir(label), 'data')
+      fs.mkdirSync(data, { recursive: true })
+      const filled = await prefill(scope, data, count)
+      const { b1, b2 } = await brokers(scope)
+      await obs.call('connect', { label: 'b1', url: b1.url, topic: TOPIC, qos: 1 })
+      const startedAt = mono()
+      const tier = await startTier(scope, label, b1.url, b2.url, { store: { fsync: 'batch', maxMessages: count * 2 } }, data)
+      const rss = sampleRss(tier.pid, 50)
+      onTier?.(tier)
+      const done = await obs.call('waitFor', { label: 'b1', count, timeoutMs: count > 200_000 ? 240_000 : 90_000 })
+      const mem = rss.stop()
+      const [at1] = (await obs.call('report')).labels.b1
+      return {
+        prefillMs: filled.ms,
+        complete: done.ok,
+        replayed: at1.unique,
+        replay: rate(at1.unique - 1, at1.lastAt - at1.firstAt),
+        startToFirstMs: at1.firstAt - startedAt,
+        peakRssMb: mem.peakKb / 1024,
+        hwmMb: mem.hwmKb / 1024,
+        orderViolations: at1.orderViolations
+      }
+    }
+    const { b1 } = await brokers(scope)
+    await obs.call('connect', { label: 'b1', url: b1.url, topic: TOPIC, qos: 1 })
+    const pub = await worker(scope, 'publisher.mjs')
+    await pub.call('connect', { urls: [b1.url], clientId: 'bench-pub', topic: TOPIC })
+    await pub.call('start', { qos: 1, window: WINDOW, count })
+    const done = await obs.call('waitFor', { label: 'b1', count, timeoutMs: 90_000 })
+    const [at1] = (await obs.call('report')).labels.b1
+    return { complete: done.ok, replayed: at1.unique, replay: rate(at1.unique - 1, at1.lastAt - at1.firstAt), orderViolations: at1.orderViolations }
+  })
+}
+
+// ---------------------------------------------------------------- terminals
+
+/**
+ * `n` idle terminals (clean, keepalive 60 s) connect at once. Tier: RSS of the
+ * tier process after minus before, per terminal (its downstream connection and
+ * both upstream sessions); baseline: the same at mosquitto directly.
+ */
+export async function runTerminals (mode, { n }) {
+  return withScope(async (scope) => {
+    const { b1, b2 } = await brokers(scope)
+    let tier
+    // The burst measures the tier, not its connection rate limiter (default 1,000/s per listener,
+    // which refuses most of a 5,000 burst): the limiter is off here.
+    if (mode === 'tier') tier = await startTier(scope, `terminals-${n}`, b1.url, b2.url, { limits: { connectionRatePerSecond: 0, maxConnections: 0 } })
+    const pid = tier?.pid ?? b1.pid
+    const url = tier?.url ?? b1.url
+    const terms = await worker(scope, 'terminals.mjs')
+    await sleep(1000)
+    const snapshots = tier !== undefined && settings.profileDir !== undefined && settings.heapSnapshots
+    if (snapshots) {
+      tier.entry.child.kill('SIGUSR2') // --heapsnapshot-signal: a snapshot before the terminals connect
+      await sleep(4000)
+    }
+    const before = memOf(pid).rss
+    const result = await terms.call('connect', { url, n, prefix: `t${n}` })
+    await sleep(2000)
+    const after = memOf(pid).rss
+    const alive = await terms.call('alive')
+    if (snapshots) {
+      tier.entry.child.kill('SIGUSR2')
+      await sleep(n >= 5000 ? 15_000 : 5000)
+    }
+    return {
+      connectMs: result.ms,
+      connected: result.connected,
+      alive,
+      failed: result.failed,
+      errors: result.errors,
+      kbPerTerminal: (after - before) / n,
+      rssBeforeMb: before / 1024,
+      rssAfterMb: after / 1024
+    }
+  })
+}
+
+// ---------------------------------------------------------------- the cases
+
+/** Runs `fn(mode, i)` `runs` times per mode, alternating which goes first. */
+async function alternate (runs, fn, log) {
+  const out = { tier: [], direct: [] }
+  for (let i = 0; i < runs; i++) {
+    for (const mode of i % 2 === 0 ? ['tier', 'direct'] : ['direct', 'tier']) {
+      const started = Date.now()
+      const r = await fn(mode, i)
+      out[mode].push(r)
+      settings.raw.push({ mode, run: i + 1, ...r })
+      log(`  run ${i + 1}/${runs} ${mode}: ${brief(r)} (${((Date.now() - started) / 1000).toFixed(1)} s)`)
+    }
+  }
+  return out
+}
+
+function brief (r) {
+  return Object.entries(r).filter(([, v]) => typeof v === 'number').map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toFixed(2)}`).join(' ')
+}
+
+const pick = (rows, key) => rows.map((r) => r[key])
+
+export const CASES = {
+  'throughput-qos1': {
+    title: 'throughput QoS 1',
+    async run ({ runs, log }) {
+      const measureMs = settings.quick ? 2000 : 3000
+      const r = await alternate(runs, (mode) => runFlow(mode, { qos: 1, measureMs }), log)
+      return [figure({ name: 'msgs/s', tier: pick(r.tier, 'msgsPerSec'), baseline: pick(r.direct, 'msgsPerSec'), compareBy: 'ratio', goal: { on: 'compared', op: '>=', value: 0.8 } })]
+    }
+  },
+  'throughput-qos0': {
+    title: 'throughput QoS 0',
+    async run ({ runs, log }) {
+      const measureMs = settings.quick ? 2000 : 3000
+      const r = await alternate(runs, (mode) => runFlow(mode, { qos: 0, measureMs }), log)
+      return [figure({ name: 'msgs/s', tier: pick(r.tier, 'msgsPerSec'), baseline: pick(r.direct, 'msgsPerSec'), compareBy: 'ratio', goal: { on: 'compared', op: '>=', value: 0.5 } })]
+    }
+  },
+  latency: {
+    title: 'latency @2,000 msg/s QoS 1',
+    async run ({ runs, log }) {
+      const measureMs = settings.quick ? 3000 : 5000
+      const r = await alternate(runs, (mode) => runFlow(mode, { qos: 1, rate: 2000, measureMs, latency: true }), log)
+      const lat = (rows, p) => rows.map((x) => x.latency?.[p] ?? NaN)
+      return [
+        figure({ name: 'p50', unit: 'ms', tier: lat(r.tier, 'p50'), baseline: lat(r.direct, 'p50'), compareBy: 'added', goal: { on: 'compared', op: '<=', value: 0.3 }, digits: 3 }),
+        figure({ name: 'p99', unit: 'ms', tier: lat(r.tier, 'p99'), baseline: lat(r.direct, 'p99'), compareBy: 'added', goal: { on: 'compared', op: '<=', value: 1 }, digits: 3 }),
+        figure({ name: 'p99.9', unit: 'ms', tier: lat(r.tier, 'p999'), baseline: lat(r.direct, 'p999'), compareBy: 'added', digits: 3 })
+      ]
+    }
+  },
+  'failover-kill': {
+    title: 'failover, Broker1 SIGKILL @500 msg/s',
+    async run ({ runs, log }) {
+      const r = await alternate(runs, (mode) => runFailover(mode, { signal: 'SIGKILL' }), log)
+      return [
+        figure({ name: 'gap last B1 → first B2 arrival', unit: 'ms', tier: pick(r.tier, 'gapMs'), baseline: pick(r.direct, 'gapMs'), goal: { on: 'tier', op: '<=', value: 50 } }),
+        figure({ name: 'acked messages lost', tier: pick(r.tier, 'lost'), baseline: pick(r.direct, 'lost'), goal: { on: 'tier', op: '=', value: 0 }, digits: 0 })
+      ]
+    }
+  },
+  'failover-stop': {
+    title: 'failover, Broker1 SIGSTOP @500 msg/s',
+    async run ({ runs, log }) {
+      const r = await alternate(runs, (mode) => runFailover(mode, { signal: 'SIGSTOP' }), log)
+      return [
+        figure({ name: 'detection (SIGSTOP → broker down)', unit: 'ms', tier: pick(r.tier, 'detectMs'), baseline: pick(r.direct, 'detectMs'), goal: { on: 'tier', op: '<=', value: 2500 } }),
+        figure({ name: 'gap last B1 → first B2 arrival', unit: 'ms', tier: pick(r.tier, 'gapMs'), baseline: pick(r.direct, 'gapMs') }),
+        figure({ name: 'acked messages lost', tier: pick(r.tier, 'lost'), baseline: pick(r.direct, 'lost'), goal: { on: 'tier', op: '=', value: 0 }, digits: 0 })
+      ]
+    }
+  },
+  failback: {
+    title: 'failback (B1 killed 3 s, restarted)',
+    async run ({ runs, log }) {
+      const rows = []
+      for (let i = 0; i < runs; i++) {
+        const started = Date.now()
+        rows.push(await runFailback())
+        settings.raw.push({ mode: 'tier', run: i + 1, ...rows.at(-1) })
+        log(`  run ${i + 1}/${runs} tier: ${brief(rows.at(-1))} (${((Date.now() - started) / 1000).toFixed(1)} s)`)
+      }
+      return [
+        figure({ name: 'publish stall (window full)', unit: 'ms', tier: pick(rows, 'stallMs'), goal: { on: 'tier', op: '=', value: 0 } }),
+        figure({ name: 'order violations at Broker1', tier: pick(rows, 'orderViolations'), goal: { on: 'tier', op: '=', value: 0 }, digits: 0 }),
+        figure({ name: 'acked messages missing at Broker1', tier: pick(rows, 'missingAtBroker1'), goal: { on: 'tier', op: '=', value: 0 }, digits: 0 }),
+        figure({ name: 'left in the store after failback (GET /health)', tier: pick(rows, 'pendingAfter'), digits: 0 }),
+        figure({ name: 'max PUBACK latency after restart', unit: 'ms', tier: pick(rows, 'maxAckLatencyMs') }),
+        figure({ name: 'restart → failback', unit: 'ms', tier: pick(rows, 'restartToFailbackMs') })
+      ]
+    }
+  },
+  ingest: {
+    title: 'store ingest (B1 down, policy queue)',
+    async run ({ runs, log }) {
+      const measureMs = settings.quick ? 2000 : 3000
+      const r = await alternate(runs, (mode) => runIngest(mode, { measureMs }), log)
+      const never = []
+      for (let i = 0; i < 1; i++) {
+        never.push(await runIngest('tier', { measureMs, fsync: 'never' }))
+        settings.raw.push({ mode: 'tier, fsync never', run: i + 1, ...never.at(-1) })
+        log(`  what-if run ${i + 1} tier, fsync never: ${brief(never.at(-1))}`)
+      }
+      return [
+        figure({ name: 'acked msgs/s, fsync batch', tier: pick(r.tier, 'ingest'), baseline: pick(r.direct, 'ingest'), compareBy: 'ratio', goal: { on: 'tier', op: '>=', value: 20_000 } }),
+        figure({ name: 'acked msgs/s, fsync never (what-if)', tier: pick(never, 'ingest') })
+      ]
+    }
+  },
+  replay: {
+    title: 'replay of a 100k backlog',
+    async run ({ runs, log }) {
+      const count = settings.quick ? 30_000 : 100_000
+      const r = await alternate(runs, (mode) => runReplay(mode, { count }), log)
+      return [
+        figure({ name: 'replay msgs/s to mosquitto', tier: pick(r.tier, 'replay'), baseline: pick(r.direct, 'replay'), compareBy: 'ratio', goal: { on: 'tier', op: '>=', value: 15_000 } }),
+        figure({ name: 'order violations at Broker1', tier: pick(r.tier, 'orderViolations'), goal: { on: 'tier', op: '=', value: 0 }, digits: 0 }),
+        figure({ name: 'peak RSS of the tier (100k replay)', unit: 'MB', tier: pick(r.tier, 'peakRssMb') })
+      ]
+    }
+  },
+  'replay-1m': {
+    title: 'replay of a 1M backlog',
+    async run ({ log }) {
+      const count = settings.quick ? 200_000 : 1_000_000
+      const started = Date.now()
+      const r = await runReplay('tier', { count, label: 'replay-1m' })
+      settings.raw.push({ mode: 'tier', run: 1, ...r })
+      log(`  run 1/1 tier: ${brief(r)} (${((Date.now() - started) / 1000).toFixed(1)} s)`)
+      return [
+        figure({ name: `peak RSS of the tier (${count / 1e6}M replay)`, unit: 'MB', tier: [r.peakRssMb], goal: { on: 'tier', op: '<', value: 250 } }),
+        figure({ name: 'VmHWM of the tier', unit: 'MB', tier: [r.hwmMb] }),
+        figure({ name: 'replay msgs/s', tier: [r.replay] }),
+        figure({ name: 'messages replayed', tier: [r.replayed], goal: { on: 'tier', op: '>=', value: count }, digits: 0 })
+      ]
+    }
+  },
+  terminals: {
+    title: 'idle terminals',
+    async run ({ runs, log }) {
+      const small = await alternate(runs, (mode) => runTerminals(mode, { n: 1000 }), log)
+      const big = await alternate(1, (mode) => runTerminals(mode, { n: 5000 }), log)
+      return [
+        figure({ name: 'RSS per terminal @1k (tier: both upstream sessions incl.)', unit: 'KB', tier: pick(small.tier, 'kbPerTerminal'), baseline: pick(small.direct, 'kbPerTerminal'), goal: { on: 'tier', op: '<=', value: 40 } }),
+        figure({ name: 'RSS per terminal @5k', unit: 'KB', tier: pick(big.tier, 'kbPerTerminal'), baseline: pick(big.direct, 'kbPerTerminal'), goal: { on: 'tier', op: '<=', value: 40 } }),
+        figure({ name: 'time for 1,000 to connect', unit: 'ms', tier: pick(small.tier, 'connectMs'), baseline: pick(small.direct, 'connectMs'), compareBy: 'ratio', goal: { on: 'tier', op: '<=', value: 2000 } }),
+        figure({ name: 'time for 5,000 to connect', unit: 'ms', tier: pick(big.tier, 'connectMs'), baseline: pick(big.direct, 'connectMs'), compareBy: 'ratio' }),
+        figure({ name: 'terminals connected @5k', tier: pick(big.tier, 'alive'), baseline: pick(big.direct, 'alive'), goal: { on: 'tier', op: '>=', value: 5000 }, digits: 0 })
+      ]
+    }
+  }
+}

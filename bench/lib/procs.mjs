@@ -1,0 +1,392 @@
+// Every process the benchmark starts is registered here and killed at the end,
+// whatever the end is: normal exit, an error, a timeout or a signal.
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { LeanClient } from './mqtt-lean.mjs'
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+export const BENCH = path.join(ROOT, 'bench')
+const MOSQUITTO = process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto'
+/**
+ * The build the tier runs from. run.mjs points it at a private copy of dist/
+ * (bench/.snapshot/), so that a rebuild by someone else during a run cannot
+ * mix two versions of the code into one set of results.
+ */
+export const build = { dist: path.join(ROOT, 'dist') }
+
+/** Copies dist/ (and package.json, for --version) to bench/.snapshot/ and runs the tier from there. */
+export function snapshotDist () {
+  const root = path.join(BENCH, '.snapshot')
+  fs.rmSync(root, { recursive: true, force: true })
+  fs.mkdirSync(root, { recursive: true })
+  fs.cpSync(path.join(ROOT, 'dist'), path.join(root, 'dist'), { recursive: true })
+  fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(root, 'package.json'))
+  build.dist = path.join(root, 'dist')
+  return root
+}
+
+const live = new Set()
+let tmpRoot
+
+/** A temp folder for this run; removed by killAll(). */
+export function tmpDir (prefix) {
+  tmpRoot ??= fs.mkdtempSync(path.join(os.tmpdir(), 'dual-bench-'))
+  return fs.mkdtempSync(path.join(tmpRoot, `${prefix}-`))
+}
+
+function track (child, name) {
+  const entry = { child, name, exited: false }
+  entry.exit = new Promise((resolve) => {
+    child.once('exit', (code, signal) => {
+      entry.exited = true
+      live.delete(entry)
+      resolve({ code, signal })
+    })
+    child.once('error', () => {
+      entry.exited = true
+      live.delete(entry)
+      resolve({ code: null, signal: null })
+    })
+  })
+  live.add(entry)
+  return entry
+}
+
+/** SIGKILL (after SIGCONT, for frozen ones) every process still running; synchronous, so it also works in 'exit'. */
+export function killAll () {
+  for (const { child } of live) {
+    try { child.kill('SIGCONT') } catch {}
+    try { child.kill('SIGKILL') } catch {}
+  }
+  live.clear()
+  if (tmpRoot !== undefined && process.env.BENCH_KEEP_TMP === undefined) {
+    try { fs.rmSync(tmpRoot, { recursive: true, force: true }) } catch {}
+    tmpRoot = undefined
+  }
+}
+
+let hooked = false
+export function installCleanup (onSignal) {
+  if (hooked) return
+  hooked = true
+  process.on('exit', killAll)
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(signal, () => {
+      onSignal?.(signal)
+      killAll()
+      process.exit(130)
+    })
+  }
+}
+
+/** Runs `argv` with the open-files limit raised to the hard limit (mosquitto's default is 1024). */
+function withFdLimit (argv) {
+  const quoted = argv.map((a) => `'${String(a).replaceAll("'", "'\\''")}'`).join(' ')
+  return ['bash', ['-c', `ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec ${quoted}`]]
+}
+
+export function freePort () {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+async function connackWithin (url, ms) {
+  const client = new LeanClient({ url, clientId: `probe-${process.pid}-${Math.random().toString(36).slice(2)}`, connectTimeoutMs: ms })
+  try {
+    await client.connect()
+    return true
+  } catch {
+    return false
+  } finally {
+    client.destroy()
+  }
+}
+
+/** A mosquitto broker on a loopback port, with a config fit for benchmarking. */
+export class Mosquitto {
+  constructor (name, port) {
+    this.name = name
+    this.port = port
+    this.url = `mqtt://127.0.0.1:${port}`
+    this.dir = tmpDir(`mosq-${name}`)
+    this.confPath = path.join(this.dir, 'mosquitto.conf')
+    const lines = [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'persistence false',
+      // Debian's 1000 silently drops QoS 1 bursts to slow subscribers.
+      'max_queued_messages 1000000',
+      // No per-client window at the broker: the publishers keep their own (100).
+      'max_inflight_messages 0',
+      'max_connections -1',
+      // Nagle would add up to 40 ms to small packets: off, for the direct and the tier runs alike.
+      'set_tcp_nodelay true',
+      'log_dest stderr',
+      'log_type error',
+      'log_type warning'
+    ]
+    // As root, mosquitto 2 switches to user "mosquitto", which cannot read our 0700 temp dir.
+    if (process.getuid?.() === 0) lines.push('user root')
+    fs.writeFileSync(this.confPath, lines.join('\n') + '\n')
+    this.entry = undefined
+    this.log = []
+  }
+
+  static async start (name, port) {
+    const broker = new Mosquitto(name, port ?? await freePort())
+    await broker.start()
+    return broker
+  }
+
+  get pid () { return this.entry?.child.pid }
+  get running () { return this.entry !== undefined && !this.entry.exited }
+
+  async start () {
+    const deadline = Date.now() + 10_000
+    for (;;) {
+      const [cmd, args] = withFdLimit([MOSQUITTO, '-c', this.confPath])
+      const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+      this.entry = track(child, `mosquitto ${this.name}`)
+      for (const stream of [child.stdout, child.stderr]) {
+        createInterface({ input: stream }).on('line', (line) => {
+          this.log.push(line)
+          if (this.log.length > 50) this.log.shift()
+        })
+      }
+      while (Date.now() < deadline && !this.entry.exited) {
+        if (await connackWithin(this.url, 1000)) {
+          if (!this.entry.exited) return
+        }
+        await sleep(20)
+      }
+      if (Date.now() >= deadline) break
+      await sleep(100) // exited early: the port may linger after a kill; try again
+    }
+    throw new Error(`mosquitto ${this.name} on port ${this.port} did not start:\n${this.log.join('\n')}`)
+  }
+
+  signal (sig) { this.entry?.child.kill(sig) }
+
+  async kill (sig = 'SIGKILL') {
+    const entry = this.entry
+    if (entry === undefined || entry.exited) return
+    entry.child.kill('SIGCONT')
+    entry.child.kill(sig)
+    await entry.exit
+  }
+
+  async stop () {
+    const entry = this.entry
+    if (entry === undefined || entry.exited) return
+    entry.child.kill('SIGCONT')
+    entry.child.kill('SIGTERM')
+    const done = await Promise.race([entry.exit.then(() => true), sleep(3000).then(() => false)])
+    if (!done) await this.kill('SIGKILL')
+  }
+}
+
+/** The access tier as its command line runs it: `node dist/src/cli.js --config FILE`. */
+export class Tier {
+  constructor ({ broker1, broker2, data, config = {}, nodeArgs = [] }) {
+    this.dir = tmpDir('tier')
+    this.data = data ?? path.join(this.dir, 'data')
+    this.config = {
+      broker1: { url: broker1 },
+      broker2: { url: broker2 },
+      listen: { host: '127.0.0.1', port: 0 },
+      data: this.data,
+      logLevel: 'info',
+      ...config
+    }
+    this.confPath = path.join(this.dir, 'tier.json')
+    fs.writeFileSync(this.confPath, JSON.stringify(this.config, null, 2))
+    this.nodeArgs = nodeArgs
+    this.logs = []
+    this.waiters = new Set()
+    this.stderr = ''
+  }
+
+  static async start (options) {
+    const tier = new Tier(options)
+    await tier.start()
+    return tier
+  }
+
+  get pid () { return this.entry.child.pid }
+  get running () { return !this.entry.exited }
+
+  async start (timeoutMs = 20_000) {
+    const [cmd, args] = withFdLimit([process.execPath, ...this.nodeArgs, path.join(build.dist, 'src/cli.js'), '--config', this.confPath])
+    const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    this.entry = track(child, 'tier')
+    child.stderr.on('data', (chunk) => { this.stderr = (this.stderr + chunk).slice(-4000) })
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      let entry
+      try { entry = JSON.parse(line) } catch { entry = { msg: 'non-JSON output', line } }
+      this.logs.push(entry)
+      for (const wake of this.waiters) wake()
+    })
+    const listening = await this.waitForLog('listening', () => true, timeoutMs)
+    this.port = listening.mqtt.port
+    this.url = `mqtt://127.0.0.1:${this.port}`
+    if (listening.http?.port !== undefined) this.httpUrl = `http://127.0.0.1:${listening.http.port}`
+  }
+
+  /** GET /health of the status server (when the tier has one: `http.port` set and supported), else undefined. */
+  async health () {
+    if (this.httpUrl === undefined) return undefined
+    try {
+      const res = await fetch(`${this.httpUrl}/health`, { signal: AbortSignal.timeout(3000) })
+      return await res.json()
+    } catch {
+      return undefined
+    }
+  }
+
+  /** The first log line (already written or future) with this msg that `match` accepts. */
+  waitForLog (msg, match = () => true, timeoutMs = 30_000, from = 0) {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        for (let i = from; i < this.logs.length; i++) {
+          const entry = this.logs[i]
+          if (entry.msg === msg && match(entry)) { done(); resolve(entry); return true }
+        }
+        if (this.entry.exited) { done(); reject(new Error(`tier exited while waiting for "${msg}": ${this.stderr}`)); return true }
+        return false
+      }
+      const timer = setTimeout(() => { done(); reject(new Error(`tier: no "${msg}" log within ${timeoutMs} ms`)) }, timeoutMs)
+      const done = () => { clearTimeout(timer); this.waiters.delete(check) }
+      if (!check()) {
+        this.waiters.add(check)
+        this.entry.exit.then(check)
+      }
+    })
+  }
+
+  /** SIGTERM (graceful; writes --cpu-prof profiles), SIGKILL after a grace period. */
+  async stop (graceMs = 8000) {
+    const entry = this.entry
+    if (entry === undefined || entry.exited) return
+    entry.child.kill('SIGTERM')
+    const done = await Promise.race([entry.exit.then(() => true), sleep(graceMs).then(() => false)])
+    if (!done) {
+      entry.child.kill('SIGKILL')
+      await entry.exit
+    }
+  }
+}
+
+/**
+ * A benchmark worker (publisher, subscriber, terminals) as a node child process
+ * with an IPC channel: `call(cmd, args)` runs one of its commands.
+ */
+export class Worker {
+  constructor (script, name) {
+    const [cmd, args] = withFdLimit([process.execPath, path.join(BENCH, script)])
+    this.name = name ?? script
+    this.child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' })
+    this.entry = track(this.child, this.name)
+    this.pending = new Map()
+    this.nextId = 1
+    this.ready = new Promise((resolve, reject) => {
+      this.child.once('message', (msg) => msg?.ready ? resolve() : reject(new Error(`${this.name}: bad hello`)))
+      this.entry.exit.then(({ code, signal }) => reject(new Error(`${this.name} exited (${code ?? signal}) before it was ready`)))
+    })
+    this.child.on('message', (msg) => {
+      if (msg?.id === undefined) return
+      const waiter = this.pending.get(msg.id)
+      if (waiter === undefined) return
+      this.pending.delete(msg.id)
+      if (msg.error !== undefined) waiter.reject(new Error(`${this.name}: ${msg.error}`))
+      else waiter.resolve(msg.result)
+    })
+    this.entry.exit.then(({ code, signal }) => {
+      for (const waiter of this.pending.values()) waiter.reject(new Error(`${this.name} exited (${code ?? signal})`))
+      this.pending.clear()
+    })
+  }
+
+  static async start (script, name) {
+    const worker = new Worker(script, name)
+    await worker.ready
+    return worker
+  }
+
+  get pid () { return this.child.pid }
+
+  call (cmd, args = {}) {
+    return new Promise((resolve, reject) => {
+      const id = this.nextId++
+      this.pending.set(id, { resolve, reject })
+      this.child.send({ id, cmd, args })
+    })
+  }
+
+  async close () {
+    if (this.entry.exited) return
+    this.child.kill('SIGKILL')
+    await this.entry.exit
+  }
+}
+
+/** The worker side of `Worker`: answers the parent's commands; exits when the parent is gone. */
+export function serve (handlers) {
+  process.on('message', async ({ id, cmd, args }) => {
+    try {
+      const handler = handlers[cmd]
+      if (handler === undefined) throw new Error(`unknown command ${cmd}`)
+      const result = await handler(args)
+      process.send({ id, result })
+    } catch (err) {
+      process.send({ id, error: err?.stack ?? String(err) })
+    }
+  })
+  process.on('disconnect', () => process.exit(0))
+  process.send({ ready: true })
+}
+
+/** Monotonic milliseconds on CLOCK_MONOTONIC: the same clock in every process of this machine. */
+export function mono () {
+  return Number(process.hrtime.bigint()) / 1e6
+}
+
+/** Resident set size of a process, kB: VmRSS and VmHWM (peak) from /proc/<pid>/status. */
+export function memOf (pid) {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
+    const kb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN)
+    return { rss: kb('VmRSS'), hwm: kb('VmHWM') }
+  } catch {
+    return { rss: NaN, hwm: NaN }
+  }
+}
+
+/** Samples VmRSS every `everyMs` until stopped; returns the peak seen. */
+export function sampleRss (pid, everyMs = 50) {
+  let peak = 0
+  let last = 0
+  const timer = setInterval(() => {
+    const { rss } = memOf(pid)
+    if (Number.isFinite(rss)) {
+      last = rss
+      if (rss > peak) peak = rss
+    }
+  }, everyMs)
+  return {
+    get peak () { return peak },
+    get last () { return last },
+    stop () { clearInterval(timer); return { peakKb: peak, hwmKb: memOf(pid).hwm } }
+  }
+}
