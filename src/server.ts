@@ -9,6 +9,7 @@ import { type AccessTierConfig, type ResolvedServerConfig, serverSchema } from '
 import { startEmbeddedBrokers, type EmbeddedBrokers } from './embedded-brokers.js'
 import { type Address, type Listener, type ListenOptions, listenTcp, listenWs } from './listeners.js'
 import { type Logger, silentLogger } from './logger.js'
+import { cleanSessionsInMemory } from './persistence.js'
 import { type DualBroker, dualBroker } from './plugin.js'
 import { statusServer } from '../plugins/status/index.js'
 import { sysTopicsPlugin } from '../plugins/sys-topics.js'
@@ -68,7 +69,7 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
     const broker2 = resolved.broker2 ?? { ...brokerDefaults, url: embedded!.urls[1] }
 
     mkdirSync(resolved.data, { recursive: true })
-    const persistence = persistenceLevel(new Level(join(resolved.data, 'aedes')))
+    const persistence = cleanSessionsInMemory(persistenceLevel(new Level(join(resolved.data, 'aedes'))))
     const aedes = await Aedes.createBroker({ persistence, drainTimeout: resolved.limits.drainTimeoutMs })
     cleanup.push(async () => {
       await new Promise<void>((resolve) => aedes.close(() => resolve()))

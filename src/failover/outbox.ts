@@ -122,9 +122,9 @@ export class Outbox {
 
   private sendLive (message: OutgoingPublish, link: UpstreamLink): void {
     if (message.qos === 0) {
-      link.publish(message.topic, message.payload, 0, message.retain, message.id, noop)
+      // Completed once written upstream: Aedes reads the terminal on only then (backpressure for QoS 0).
+      link.publish(message.topic, message.payload, 0, message.retain, message.id, () => message.complete())
       this.forwarding.forwarded(link, 0, 0)
-      message.complete()
       return
     }
     message.target = link
@@ -208,5 +208,3 @@ export class Outbox {
     this.recentHead = 0
   }
 }
-
-function noop (): void {}

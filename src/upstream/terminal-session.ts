@@ -11,6 +11,16 @@ export type Qos = 0 | 1 | 2
 const DELIVERY_WINDOW = 64
 
 /**
+ * Aedes writes a delivery in several pieces from a setImmediate of its own:
+ * corked until an immediate queued after it, a burst leaves in one write.
+ */
+function corkUntilWritten (conn: { cork: () => void, uncork: () => void, writableCorked: number }): void {
+  if (conn.writableCorked !== 0) return
+  conn.cork()
+  setImmediate(() => conn.uncork())
+}
+
+/**
  * One terminal's pair of upstream sessions (Broker1, Broker2), what it
  * subscribed to, and its publishes in flight. Keeps both sessions in line with
  * the terminal: a session lost while its broker is up is re-opened, and a
@@ -131,6 +141,7 @@ export class TerminalSession {
       // its own sessions, with bounded memory.
       this.unwritten++
       this.client.publish(message, this.written)
+      corkUntilWritten(this.client.conn)
       if (this.unwritten <= DELIVERY_WINDOW) done()
       else this.heldAcks.push(done)
       return

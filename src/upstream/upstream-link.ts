@@ -50,7 +50,11 @@ export class UpstreamLink extends EventEmitter<UpstreamLinkEvents> {
   connect (): Promise<ConnectOutcome> {
     if (this.client !== undefined || this.ended) return Promise.resolve({ kind: 'unreachable', reason: 'busy' })
     const client = mqtt.connect(this.endpoint.url, this.endpoint.clientOptions(this.connectOptions()))
-    client.handleMessage = this.deliver
+    // The PUBACKs a burst of deliveries sends back upstream leave in one write.
+    client.handleMessage = (packet, done) => {
+      corkForTick(client.stream)
+      this.deliver(packet, done)
+    }
     this.client = client
     return new Promise((resolve) => {
       let outcome: ConnectOutcome | undefined
@@ -111,7 +115,9 @@ export class UpstreamLink extends EventEmitter<UpstreamLinkEvents> {
   }
 
   publish (topic: string, payload: Buffer, qos: 0 | 1 | 2, retain: boolean, id: string | undefined, done: (error?: Error) => void): void {
-    this.client!.publish(topic, payload, publishOptions(this.endpoint, qos, retain, id), done)
+    const client = this.client!
+    corkForTick(client.stream)
+    client.publish(topic, payload, publishOptions(this.endpoint, qos, retain, id), done)
   }
 
   /** Resolves with the granted QoS per topic (128 = refused), or undefined if the link was lost or timed out. */
@@ -172,6 +178,16 @@ export class UpstreamLink extends EventEmitter<UpstreamLinkEvents> {
     this.client = undefined
     if (client !== undefined) closeConnection(client, graceful)
   }
+}
+
+/**
+ * mqtt.js writes a packet in several pieces, each a syscall on an uncorked
+ * socket: the publishes of one tick leave in one write.
+ */
+export function corkForTick (stream: { cork?: () => void, uncork?: () => void, writableCorked?: number } | undefined): void {
+  if (stream?.cork === undefined || stream.writableCorked !== 0) return
+  stream.cork()
+  process.nextTick(() => stream.uncork!())
 }
 
 /** Upstream publishes and acks are small writes: see listeners.ts on Nagle's algorithm. */
