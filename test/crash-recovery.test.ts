@@ -4,6 +4,7 @@ import t, { type Test } from 'tap'
 import { startCli, type RunningCli } from './support/cli-process.js'
 import { connectClient } from './support/client.js'
 import { tempDir } from './support/durable.js'
+import { random as prng } from './support/fuzz.js'
 import { startMosquitto, type MosquittoBroker } from './support/mosquitto.js'
 import { record, type Recorder } from './support/recorder.js'
 import { duplicates, missing, orderViolations } from './support/sequence.js'
@@ -161,3 +162,34 @@ t.test('SIGKILLed during the replay: after a restart nothing acked is missing an
     ` replay killed after ${beforeKill} had arrived (${firstReplayMs} ms after the first progress line);` +
     ` ${stored} left, replayed in ${resumeMs} ms (${Math.round(stored / (resumeMs / 1000))} msg/s); duplicates ${duplicates(got)}`)
 })
+
+// `npm run soak` kills the tier 10 times during one replay; `npm test` 3 times.
+const REPLAY_KILLS = process.env.SOAK === '1' ? 10 : 3
+
+t.test(`SIGKILLed ${REPLAY_KILLS} times at random moments of one replay: every acked message arrives, in order`, { timeout: 120_000 }, async (t) => {
+  const COUNT = 20_000
+  const random = prng(Number(process.env.FUZZ_SEED ?? 7))
+  const { b1, start } = await setup(t)
+  const first = await start()
+  await failOver(b1, first)
+  const terminal = await connectClient(t, first.url, { clientId: 'crash-often' })
+  const { acked } = await publishStream(terminal, { topic: 'q/a', count: COUNT, window: 200 })
+  await first.kill('SIGKILL')
+  await b1.restart()
+  const at = await recordAtBroker1(t, b1)
+  for (let kill = 0; kill < REPLAY_KILLS; kill++) {
+    const tier = await start()
+    await tier.waitForLog('replay start', () => true, 10_000)
+    // A random share of what is left arrives before the kill: early, late, or mid-window.
+    const target = at.all.messages.length + 1 + Math.floor(random() * (COUNT - at.all.messages.length) / REPLAY_KILLS)
+    await at.all.waitFor(target, 20_000)
+    await tier.kill('SIGKILL')
+  }
+  const last = await start()
+  await drained(t, last, at, 30_000)
+  const got = at.all.sequences('q/a')
+  t.same(missing(acked, got), [], `every acked message arrived after ${REPLAY_KILLS} kills`)
+  t.equal(orderViolations(got), 0, 'in order')
+  t.comment(`duplicates after ${REPLAY_KILLS} kills during one replay of ${COUNT}: ${duplicates(got)}`)
+})
+

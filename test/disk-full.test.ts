@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import { execFileSync } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { statusServer } from '../plugins/status/index.js'
 import { connectClient } from './support/client.js'
 import { nextEvent, startDurableTier, tempDir } from './support/durable.js'
 import { startMosquitto } from './support/mosquitto.js'
@@ -44,6 +45,10 @@ t.test('the store\'s disk is full: nothing unstored is acknowledged, the state s
   t.ok(refusedAt > 0, `the disk filled after ${acked.length} messages and publish ${refusedAt} was refused, not acknowledged`)
   t.equal(tier.state.store.writable, false, 'tier.state says the store does not take writes')
   t.match(tier.state.store.error, /space|IO error/i, `and why: ${tier.state.store.error}`)
+  const status = await statusServer(tier, { port: 0 })
+  t.teardown(() => status.close())
+  const health = await (await fetch(`${status.url}/health`)).json() as { store: { writable: boolean, error?: string } }
+  t.equal(health.store.writable, false, '/health says so too')
 
   const failback = nextEvent(tier, 'failback')
   await b1.restart()

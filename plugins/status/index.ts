@@ -51,9 +51,10 @@ export async function statusServer (tier: ObservedTier, options: StatusServerOpt
 
   const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void | Promise<void>> = {
     '/health': (_req, res) => {
-      const { mode, brokers, clients, pending } = tier.state
+      const { mode, brokers, clients, pending, store } = tier.state
       const up = isAvailable({ brokers })
-      reply(res, up ? 200 : 503, 'application/json', JSON.stringify({ status: up ? 'ok' : 'unavailable', mode, brokers, pending, clients }))
+      // A store that refuses writes keeps the node up (Broker2 still serves) but is said, for alerting.
+      reply(res, up ? 200 : 503, 'application/json', JSON.stringify({ status: up ? 'ok' : 'unavailable', mode, brokers, pending, store, clients }))
     },
     '/metrics': async (_req, res) => reply(res, 200, metrics.contentType, await metrics.metrics()),
     '/': (_req, res) => reply(res, 200, 'text/html; charset=utf-8', statusPage),
