@@ -1,4 +1,5 @@
 import t from 'tap'
+import { startAedes } from './support/aedes-broker.js'
 import { connectClient } from './support/client.js'
 import { startMosquitto } from './support/mosquitto.js'
 import { record } from './support/recorder.js'
@@ -26,4 +27,19 @@ t.test('a terminal gains nothing beyond what its own credentials grant at each b
   await new Promise<void>((resolve) => device.on('message', (topic) => { if (topic === 'device/1/cmd') resolve() }))
   t.same(granted.map((g) => g.qos), [1, 1], 'mosquitto 2.0 grants the SUBSCRIBE and filters on delivery')
   t.same(received, ['device/1/cmd'], 'and the terminal receives only what its ACL allows')
+})
+
+t.test('the user\'s own authorizeSubscribe on the tier runs first: a topic it refuses never reaches a broker', async (t) => {
+  const b1 = await startAedes(t)
+  const b2 = await startAedes(t)
+  const seenUpstream: string[] = []
+  for (const broker of [b1, b2]) broker.aedes.on('subscribe', (subscriptions) => seenUpstream.push(...subscriptions.map((s) => s.topic)))
+  const { url } = await startTier(t, b1.url, b2.url, {
+    aedes: { authorizeSubscribe: (_client, subscription, callback) => callback(null, subscription.topic.startsWith('private/') ? null : subscription) }
+  })
+  const terminal = await connectClient(t, url, { clientId: 'curious' })
+  // mqtt.js rejects a SUBACK that carries 0x80
+  await t.rejects(terminal.subscribeAsync('private/#', { qos: 1 }), 'refused by the user\'s hook')
+  t.same((await terminal.subscribeAsync('public/#', { qos: 1 })).map((g) => g.qos), [1], 'the other topic granted')
+  t.same(seenUpstream.sort(), ['public/#', 'public/#'], 'only the allowed topic reached Broker1 and Broker2')
 })
