@@ -41,6 +41,8 @@ export class FailoverController implements Forwarding {
   private standbyTimer: NodeJS.Timeout | undefined
   private replayer: Replayer | undefined
   private downSince = 0
+  /** The replay to Broker1 caught up: new publishes wait in memory instead of entering the store. */
+  private gateClosed = false
   private closed = false
 
   constructor (
@@ -67,6 +69,7 @@ export class FailoverController implements Forwarding {
     }
     clearTimeout(this.failbackTimer)
     this.replayer?.stop()
+    this.gateClosed = false
     if (this.mode === 'failover') return
     this.mode = 'failover'
     this.downSince = Date.now()
@@ -95,6 +98,7 @@ export class FailoverController implements Forwarding {
   private async failback (): Promise<void> {
     if (this.closed || this.host.healths[0].state !== 'up') return
     this.replayer?.stop()
+    this.gateClosed = false
     if (this.pendingStore !== undefined && (this.pendingStore.count > 0 || this.appending > 0)) {
       this.mode = 'replaying'
       this.host.flushAll()
@@ -112,6 +116,7 @@ export class FailoverController implements Forwarding {
     }
     const wasDown = this.mode === 'failover' || this.mode === 'replaying'
     this.mode = 'normal'
+    this.gateClosed = false
     this.replayer = undefined
     if (wasDown && this.downSince > 0) {
       const downMs = Date.now() - this.downSince
@@ -124,7 +129,12 @@ export class FailoverController implements Forwarding {
 
   private async replayTo (index: 0 | 1, accepts: (message: StoredMessage) => boolean): Promise<boolean> {
     if (this.pendingStore === undefined || this.closed) return false
-    const replayer = new Replayer(this.host.healths[index], this.pendingStore, this.replay, accepts, () => this.appending, () => this.whenQuiet(), this.counters, this.host.logger)
+    const gate = {
+      appending: () => this.appending,
+      whenQuiet: () => this.whenQuiet(),
+      caughtUp: () => { if (index === 0) this.gateClosed = true }
+    }
+    const replayer = new Replayer(this.host.healths[index], this.pendingStore, this.replay, accepts, gate, this.counters, this.host.logger)
     this.replayer = replayer
     replayer.on('progress', (progress) => {
       this.host.logger.info({ broker: this.host.healths[index].endpoint.name, ...progress }, 'replay progress')
@@ -151,7 +161,8 @@ export class FailoverController implements Forwarding {
   }
 
   route (policy: Policy, links: readonly UpstreamLink[]): Route {
-    return route(policy, this.mode, links, this.pendingStore !== undefined)
+    const storeOpen = this.pendingStore !== undefined && !(this.mode === 'replaying' && this.gateClosed)
+    return route(policy, this.mode, links, storeOpen)
   }
 
   store (message: OutgoingPublish, policy: Policy, anyBroker: boolean): Promise<unknown> {

@@ -18,6 +18,19 @@ export interface ReplayOptions {
 
 export interface ReplayProgress { replayed: number, pending: number }
 
+/** How a replay learns that nothing more is on its way into the store. */
+export interface ReplayGate {
+  /** Appends between their call and their commit: the replay is drained only at 0. */
+  appending: () => number
+  /** Resolves when `appending()` is 0. */
+  whenQuiet: () => Promise<void>
+  /**
+   * The replay caught up with the store: new publishes must stop going into it (they wait
+   * briefly instead), or under steady traffic the store is never seen empty.
+   */
+  caughtUp: () => void
+}
+
 export interface ReplayerEvents {
   progress: [ReplayProgress]
 }
@@ -47,10 +60,7 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
     private readonly options: ReplayOptions,
     /** Which entries this replay delivers; the others stay for a later one. */
     private readonly accepts: (message: StoredMessage) => boolean,
-    /** Appends between their call and their commit: the replay is drained only at 0. */
-    private readonly appending: () => number,
-    /** Resolves when `appending()` is 0. */
-    private readonly whenQuiet: () => Promise<void>,
+    private readonly gate: ReplayGate,
     private readonly counters: TierCounters,
     private readonly logger: Logger
   ) {
@@ -81,11 +91,12 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
       if (page.length === 0) {
         await this.drainInflight()
         if (this.stopped) return false
-        await this.whenQuiet()
+        this.gate.caughtUp()
+        await this.gate.whenQuiet()
         const rest = await this.store.read(lastSeq, 1)
         // Checked again after the read: publishes routed to the store while it ran go behind it, and
         // the caller switches to live traffic in the same turn of the event loop as this return.
-        if (rest.length === 0 && !this.stopped && this.appending() === 0) return true
+        if (rest.length === 0 && !this.stopped && this.gate.appending() === 0) return true
         continue
       }
       for (const message of page) {
