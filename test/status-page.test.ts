@@ -60,7 +60,7 @@ t.test('the status page follows a failover and a failback live', async (t) => {
   const terminal = await connectClient(t, url, { clientId: 'page-watcher' })
   await b1.kill()
   await shows(page, 'failover', 'down', 'up')
-  t.pass('the page turned to failover without a reload')
+  t.equal(await text(page, '#mode'), 'failover', 'the page turned to failover without a reload')
   t.match(await text(page, '#events tr:first-child'), /failover/, 'the failover is the last event')
 
   // A backlog for the chart and the replay bar: queued while Broker1 is away.
@@ -74,7 +74,7 @@ t.test('the status page follows a failover and a failback live', async (t) => {
 
   await b1.restart()
   await shows(page, 'normal', 'up', 'up', 20_000)
-  t.pass('back to normal after the failback')
+  t.equal(await text(page, '#mode'), 'normal', 'back to normal after the failback')
   await page.waitForFunction(() => document.getElementById('pending')?.textContent === '0')
   t.match(await text(page, '#replay'), new RegExp(`^last replay at .*: ${backlog} replayed in`), 'replay progress: the whole backlog')
   t.equal(await page.locator('#replay-bar').evaluate((bar) => (bar as unknown as { value: number }).value), 1, 'the bar is full')
