@@ -20,19 +20,25 @@ const IN_FLIGHT = new Set(['outgoingUpdate', 'outgoingClearMessageId', 'outgoing
 
 export function cleanSessionsInMemory<P extends Persistence> (durable: P): P {
   const volatile = memory()
+  // Built once: the wrappers sit on the delivery path of every QoS 1/2 message.
+  const routed = new Map<string, (client: { clean?: boolean } | undefined, ...rest: unknown[]) => unknown>()
+  for (const method of IN_FLIGHT) {
+    const inMemory = Reflect.get(volatile, method) as (...args: unknown[]) => unknown
+    const onDisk = Reflect.get(durable, method) as (...args: unknown[]) => unknown
+    routed.set(method, (client, ...rest) => client?.clean === true
+      ? inMemory.call(volatile, client, ...rest)
+      : onDisk.call(durable, client, ...rest))
+  }
+  const setup = async (broker: unknown): Promise<void> => {
+    await volatile.setup(broker)
+    await durable.setup(broker)
+  }
   return new Proxy(durable, {
     get (target, property, receiver) {
-      if (typeof property === 'string' && IN_FLIGHT.has(property)) {
-        return (client: { clean?: boolean } | undefined, ...rest: unknown[]) => {
-          const owner = client?.clean === true ? volatile : target
-          return (Reflect.get(owner, property) as (...args: unknown[]) => unknown).call(owner, client, ...rest)
-        }
-      }
-      if (property === 'setup') {
-        return async (broker: unknown) => {
-          await volatile.setup(broker)
-          await target.setup(broker)
-        }
+      if (typeof property === 'string') {
+        const wrapper = routed.get(property)
+        if (wrapper !== undefined) return wrapper
+        if (property === 'setup') return setup
       }
       const value: unknown = Reflect.get(target, property, receiver)
       return typeof value === 'function' ? value.bind(target) : value
