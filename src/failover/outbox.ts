@@ -1,4 +1,4 @@
-import type { UpstreamLink } from '../upstream/upstream-link.js'
+import type { UpstreamLink, UpstreamPublish } from '../upstream/upstream-link.js'
 import type { Policy, Qos } from './policy.js'
 import type { Route } from './router.js'
 
@@ -19,7 +19,7 @@ export interface Forwarding {
 }
 
 /** One terminal publish on its way upstream; the terminal's ack waits in `acknowledge`. */
-export class OutgoingPublish {
+export class OutgoingPublish implements UpstreamPublish {
   target: UpstreamLink | undefined
   /** performance.now() when sent, then when acked: monotonic, sub-millisecond. */
   sentAt = 0
@@ -121,26 +121,33 @@ export class Outbox {
   }
 
   private sendLive (message: OutgoingPublish, link: UpstreamLink): void {
+    if (message.qos > 0) {
+      message.target = link
+      message.sentAt = performance.now()
+      this.inflight.add(message)
+    }
+    link.publish(message)
+  }
+
+  /**
+   * `link`'s broker acked a live publish (QoS 0: it was written, and Aedes
+   * reads the terminal on only then: backpressure for QoS 0).
+   */
+  published (message: OutgoingPublish, link: UpstreamLink): void {
     if (message.qos === 0) {
-      // Completed once written upstream: Aedes reads the terminal on only then (backpressure for QoS 0).
-      link.publish(message.topic, message.payload, 0, message.retain, message.id, () => message.complete())
       this.forwarding.forwarded(link, 0, 0)
+      message.complete()
       return
     }
-    message.target = link
+    // A late ack from a session the message was already moved away from is ignored.
+    if (message.target !== link) return
+    this.inflight.delete(message)
+    message.target = undefined
+    message.ackedBy = link
+    this.forwarding.forwarded(link, message.qos, message.sentAt)
     message.sentAt = performance.now()
-    this.inflight.add(message)
-    link.publish(message.topic, message.payload, message.qos, message.retain, message.id, (error) => {
-      // A late ack from a session the message was already moved away from is ignored.
-      if (message.target !== link || error != null) return
-      this.inflight.delete(message)
-      message.target = undefined
-      message.ackedBy = link
-      this.forwarding.forwarded(link, message.qos, message.sentAt)
-      message.sentAt = performance.now()
-      if (!message.stored) this.remember(message)
-      message.complete()
-    })
+    if (!message.stored) this.remember(message)
+    message.complete()
   }
 
   private remember (message: OutgoingPublish): void {

@@ -1,12 +1,12 @@
 import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import mqtt, { type MqttClient } from 'mqtt'
+import mqtt, { type IClientPublishOptions, type MqttClient } from 'mqtt'
 import type { Logger } from '../logger.js'
 import type { TierCounters } from './counters.js'
 import type { PendingStore, StoredMessage } from '../store/index.js'
-import { publishOptions } from '../upstream/broker-endpoint.js'
-import { noDelay } from '../upstream/upstream-link.js'
+import type { BrokerEndpoint } from '../upstream/broker-endpoint.js'
+import { MESSAGE_ID_PROPERTY } from '../upstream/dedup.js'
 import type { BrokerHealth } from '../upstream/broker-health.js'
 
 export interface ReplayOptions {
@@ -189,4 +189,16 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
     this.wake?.()
     this.client?.end(true)
   }
+}
+
+/** The tier's message id travels as a user property where the broker speaks MQTT 5 (see Deduplicator). */
+function publishOptions (endpoint: BrokerEndpoint, qos: 0 | 1 | 2, retain: boolean, id: string | undefined): IClientPublishOptions {
+  if (id === undefined || endpoint.options.protocolVersion !== 5) return { qos, retain }
+  return { qos, retain, properties: { userProperties: { [MESSAGE_ID_PROPERTY]: id } } }
+}
+
+/** Replayed publishes are small writes: see listeners.ts on Nagle's algorithm. */
+function noDelay (client: MqttClient): void {
+  const socket = client.stream as { setNoDelay?: (noDelay: boolean) => void } | undefined
+  socket?.setNoDelay?.(true)
 }

@@ -27,7 +27,7 @@ export function authorizeSubscribe (tier: DualBroker): AuthorizeSubscribeHook {
  */
 async function mirror (session: TerminalSession, topic: string, qos: Qos): Promise<number> {
   session.subscriptions.set(topic, qos)
-  const grants = await Promise.all(session.links.map((link) => link.subscribe({ [topic]: { qos } })))
+  const grants = await Promise.all(session.links.map((link) => link.subscribe([{ topic, qos }])))
   let granted: number = qos
   for (const grant of grants) {
     const code = grant?.[0]?.qos

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
-import type { IClientOptions, IClientPublishOptions } from 'mqtt'
-import { MESSAGE_ID_PROPERTY } from './dedup.js'
+import type { IClientOptions } from 'mqtt'
 import type { BrokerOptions, HealthOptions } from '../config/schema.js'
+import type { TlsMaterial } from './transport.js'
 
 export type BrokerName = 'broker1' | 'broker2'
 
@@ -11,11 +11,13 @@ export type BrokerName = 'broker1' | 'broker2'
  */
 export class BrokerEndpoint {
   readonly url: string
-  private readonly tls: Pick<IClientOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized'>
+  readonly address: URL
+  readonly tlsMaterial: TlsMaterial
 
   constructor (readonly name: BrokerName, readonly options: BrokerOptions, readonly health: HealthOptions) {
     this.url = options.url
-    this.tls = {
+    this.address = new URL(options.url)
+    this.tlsMaterial = {
       rejectUnauthorized: options.rejectUnauthorized,
       ...(options.ca !== undefined && { ca: readFileSync(options.ca) }),
       ...(options.cert !== undefined && { cert: readFileSync(options.cert) }),
@@ -23,7 +25,7 @@ export class BrokerEndpoint {
     }
   }
 
-  /** mqtt.js options shared by health and terminal links: the tier reconnects links itself. */
+  /** mqtt.js options of the tier's own sessions (health link, replay): the tier reconnects them itself. */
   clientOptions (overrides: IClientOptions): IClientOptions {
     return {
       protocolVersion: this.options.protocolVersion,
@@ -31,7 +33,7 @@ export class BrokerEndpoint {
       reconnectPeriod: 0,
       resubscribe: false,
       queueQoSZero: false,
-      ...this.tls,
+      ...this.tlsMaterial,
       ...overrides
     }
   }
@@ -51,10 +53,4 @@ export class BrokerEndpoint {
     url.password = ''
     return url.toString()
   }
-}
-
-/** Publish options for one broker: the tier's message id travels as a user property where it speaks MQTT 5. */
-export function publishOptions (endpoint: BrokerEndpoint, qos: 0 | 1 | 2, retain: boolean, id: string | undefined): IClientPublishOptions {
-  if (id === undefined || endpoint.options.protocolVersion !== 5) return { qos, retain }
-  return { qos, retain, properties: { userProperties: { [MESSAGE_ID_PROPERTY]: id } } }
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { IPublishPacket } from 'mqtt'
+import type { IPublishPacket } from 'mqtt-packet'
 
 /** MQTT 5 user property carrying the tier's message id upstream. */
 export const MESSAGE_ID_PROPERTY = 'dual-broker-id'

@@ -1,14 +1,15 @@
-import type { IPublishPacket } from 'mqtt'
+import type { IPublishPacket } from 'mqtt-packet'
 import type { Client } from '../aedes-types.js'
-import { type Forwarding, Outbox } from '../failover/outbox.js'
+import { type Forwarding, type OutgoingPublish, Outbox } from '../failover/outbox.js'
 import { InboundFlow } from '../limits/inbound-flow.js'
+import type { UpstreamConnection } from './connection.js'
 import { type DedupOptions, Deduplicator } from './dedup.js'
 import type { BrokerHealth } from './broker-health.js'
-import { type ConnectOutcome, type TerminalIdentity, UpstreamLink } from './upstream-link.js'
+import { type ConnectOutcome, type LinkOwner, type Qos, type TerminalIdentity, UpstreamLink, type UpstreamPublish } from './upstream-link.js'
 
-export type Qos = 0 | 1 | 2
+export type { Qos }
 
-const DELIVERY_WINDOW = 64
+const TERMINAL_GONE = new Error('terminal gone')
 
 /**
  * Aedes writes a delivery in several pieces from a setImmediate of its own:
@@ -26,7 +27,7 @@ function corkUntilWritten (conn: { cork: () => void, uncork: () => void, writabl
  * the terminal: a session lost while its broker is up is re-opened, and a
  * re-opened session gets the terminal's subscriptions again.
  */
-export class TerminalSession {
+export class TerminalSession implements LinkOwner {
   readonly links: readonly [UpstreamLink, UpstreamLink]
   readonly subscriptions = new Map<string, Qos>()
   readonly outbox: Outbox
@@ -38,12 +39,11 @@ export class TerminalSession {
   private closed = false
   private readonly retryTimers = new Set<NodeJS.Timeout>()
   private readonly dedup: Deduplicator
-  /** Deliveries handed to Aedes but not yet written to the terminal's socket. */
-  private unwritten = 0
-  private readonly heldAcks: Array<() => void> = []
+  /** Deliveries to a clean terminal handed to Aedes, not yet written to its socket: Aedes calls back in order. */
+  private readonly unwritten: Array<{ packet: IPublishPacket, connection: UpstreamConnection }> = []
   private readonly written = (): void => {
-    this.unwritten--
-    this.heldAcks.shift()?.()
+    const { packet, connection } = this.unwritten.shift()!
+    connection.delivered(packet)
   }
 
   constructor (
@@ -56,12 +56,8 @@ export class TerminalSession {
   ) {
     this.dedup = new Deduplicator(dedup)
     this.flow = new InboundFlow(maxInflight)
-    this.links = [
-      new UpstreamLink(healths[0].endpoint, identity, (packet, done) => this.deliver(packet, done, 0)),
-      new UpstreamLink(healths[1].endpoint, identity, (packet, done) => this.deliver(packet, done, 1))
-    ]
+    this.links = [new UpstreamLink(healths[0].endpoint, 0, identity, this), new UpstreamLink(healths[1].endpoint, 1, identity, this)]
     this.outbox = new Outbox(this.links, forwarding, healths[0].endpoint.health.resendWindowMs)
-    for (const link of this.links) link.on('offline', this.onOffline)
   }
 
   /** Opens both sessions at once; a broker known down is skipped (it is brought in line when back). */
@@ -94,21 +90,20 @@ export class TerminalSession {
 
   private async resubscribe (link: UpstreamLink, sessionPresent: boolean): Promise<void> {
     if (!sessionPresent) link.applied.clear()
-    const missing: Record<string, { qos: Qos }> = {}
-    let count = 0
-    for (const [topic, qos] of this.subscriptions) {
-      if (link.applied.get(topic) === qos) continue
-      missing[topic] = { qos }
-      count++
-    }
-    if (count === 0) return
+    const missing: Array<{ topic: string, qos: Qos }> = []
+    for (const [topic, qos] of this.subscriptions) if (link.applied.get(topic) !== qos) missing.push({ topic, qos })
+    if (missing.length === 0) return
     const granted = await link.subscribe(missing)
     for (const grant of granted ?? []) if (grant.qos !== 128) link.applied.set(grant.topic, grant.qos)
   }
 
-  private readonly onOffline = (link: UpstreamLink): void => {
+  offline (link: UpstreamLink): void {
     this.outbox.reroute(link)
-    this.retryLater(this.links.indexOf(link) as 0 | 1)
+    this.retryLater(link.index)
+  }
+
+  published (message: UpstreamPublish, link: UpstreamLink): void {
+    this.outbox.published(message as OutgoingPublish, link) // the links carry only what the outbox gave them
   }
 
   /** While the broker is down the health link's 'up' brings the session back instead. */
@@ -121,33 +116,23 @@ export class TerminalSession {
     this.retryTimers.add(timer)
   }
 
-  /** A message from either broker goes to this terminal only; the broker's ack waits for the write. */
-  private deliver (packet: IPublishPacket, done: (error?: Error) => void, from: number): void {
-    if (this.client.closed) {
-      done(new Error('terminal gone'))
-      return
-    }
+  /** A message from either broker goes to this terminal only; the broker's ack waits for Aedes. */
+  deliver (packet: IPublishPacket, connection: UpstreamConnection, from: 0 | 1): void {
+    if (this.client.closed) return connection.delivered(packet, TERMINAL_GONE)
     if (this.dedup.isDuplicate(packet, from)) {
       this.forwarding.duplicate()
-      done()
-      return
+      return connection.delivered(packet)
     }
-    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload as Buffer
-    const message = { cmd: 'publish' as const, topic: packet.topic, payload, qos: packet.qos, retain: packet.retain, dup: false }
+    const message = { cmd: 'publish' as const, topic: packet.topic, payload: packet.payload as Buffer, qos: packet.qos, retain: packet.retain, dup: false }
     if (this.identity.clean) {
-      // A clean session promises nothing beyond its connection: deliveries overlap (up to
-      // DELIVERY_WINDOW not yet written) instead of waiting one by one for Aedes and the socket.
-      // Past the window the broker's ack waits, so a terminal that does not read holds up only
-      // its own sessions, with bounded memory.
-      this.unwritten++
+      // A clean session promises nothing beyond its connection: acked upstream once written to the terminal.
+      this.unwritten.push({ packet, connection })
       this.client.publish(message, this.written)
       corkUntilWritten(this.client.conn)
-      if (this.unwritten <= DELIVERY_WINDOW) done()
-      else this.heldAcks.push(done)
       return
     }
     // A persistent session's broker keeps the message until Aedes has it (queued durably for the terminal).
-    this.client.publish(message, (error) => done(error ?? undefined))
+    this.client.publish(message, (error) => connection.delivered(packet, error))
   }
 
   /**

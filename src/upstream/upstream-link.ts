@@ -1,7 +1,8 @@
-import { EventEmitter } from 'node:events'
-import mqtt, { type IClientOptions, type IPublishPacket, type ISubscriptionGrant, type MqttClient } from 'mqtt'
-import { type BrokerEndpoint, publishOptions } from './broker-endpoint.js'
-import { toMqtt311ReturnCode } from './return-codes.js'
+import type { IConnectPacket, IPublishPacket } from 'mqtt-packet'
+import type { BrokerEndpoint } from './broker-endpoint.js'
+import { type ConnectionOwner, type ConnectOutcome, type Grant, type Qos, UpstreamConnection, type UpstreamPublish } from './connection.js'
+
+export type { ConnectOutcome, Grant, Qos, UpstreamPublish }
 
 /** What a terminal's CONNECT carried, replayed to each broker. */
 export interface TerminalIdentity {
@@ -10,80 +11,95 @@ export interface TerminalIdentity {
   password?: Buffer
   clean: boolean
   keepalive: number
-  will?: { topic: string, payload: Buffer, qos: 0 | 1 | 2, retain: boolean }
+  will?: { topic: string, payload: Buffer, qos: Qos, retain: boolean }
 }
 
-export type ConnectOutcome =
-  | { kind: 'accepted', sessionPresent: boolean }
-  | { kind: 'refused', returnCode: number }
-  | { kind: 'unreachable', reason: string }
-
-export type Deliver = (packet: IPublishPacket, done: (error?: Error) => void) => void
-
-export interface UpstreamLinkEvents {
-  /** The link lost its connection after having been online (not emitted by `end`). */
-  offline: [link: UpstreamLink]
+/** The terminal's session, told what happens on its links. */
+export interface LinkOwner {
+  published: (message: UpstreamPublish, link: UpstreamLink) => void
+  deliver: (packet: IPublishPacket, connection: UpstreamConnection, from: 0 | 1) => void
+  /** The link lost its connection after having been online (not on `end`, `release` or `drop`'s caller's behalf). */
+  offline: (link: UpstreamLink) => void
 }
+
+/** Persistent sessions take deliveries one at a time, in order, each stored by Aedes before the broker's ack. */
+const PERSISTENT_DELIVERY_WINDOW = 1
+/** Clean sessions overlap deliveries; past this many unwritten to the terminal, the broker waits. */
+const CLEAN_DELIVERY_WINDOW = 64
+const SESSION_NEVER_EXPIRES = 0xffffffff // MQTT 5 [MQTT-3.1.2-23]: the 3.1.1 meaning of clean = false
+
+const BUSY: ConnectOutcome = { kind: 'unreachable', reason: 'busy' }
 
 /**
- * One terminal's session at one broker: an mqtt.js client that carries the
- * terminal's identity. A fresh mqtt.js client is made per connection attempt, so
- * that nothing mqtt.js queued for a dead connection is ever re-sent behind the
- * tier's back: the terminal session re-routes what was in flight.
+ * One terminal's session at one broker, across connections: a fresh
+ * connection per attempt, so that nothing queued for a dead connection is
+ * ever re-sent behind the tier's back (the terminal session re-routes what
+ * was in flight), and the subscriptions the broker is known to hold.
  */
-export class UpstreamLink extends EventEmitter<UpstreamLinkEvents> {
-  online = false
+export class UpstreamLink implements ConnectionOwner {
   /** Subscriptions this broker is known to hold for the terminal: re-applied after a reconnect. */
   readonly applied = new Map<string, number>()
-  private client: MqttClient | undefined
+  private connection: UpstreamConnection | undefined
   private ended = false
 
-  constructor (readonly endpoint: BrokerEndpoint, private readonly identity: TerminalIdentity, private readonly deliver: Deliver) {
-    super()
+  constructor (
+    readonly endpoint: BrokerEndpoint,
+    readonly index: 0 | 1,
+    private readonly identity: TerminalIdentity,
+    private readonly owner: LinkOwner
+  ) {}
+
+  get online (): boolean {
+    return this.connection?.online === true
   }
 
   get connecting (): boolean {
-    return this.client !== undefined && !this.online
+    return this.connection !== undefined && !this.connection.online
   }
 
   /** One connection attempt, bounded by `health.connectTimeoutMs`. */
   connect (): Promise<ConnectOutcome> {
-    if (this.client !== undefined || this.ended) return Promise.resolve({ kind: 'unreachable', reason: 'busy' })
-    const client = mqtt.connect(this.endpoint.url, this.endpoint.clientOptions(this.connectOptions()))
-    // The PUBACKs a burst of deliveries sends back upstream leave in one write.
-    client.handleMessage = (packet, done) => {
-      corkForTick(client.stream)
-      this.deliver(packet, done)
-    }
-    this.client = client
-    return new Promise((resolve) => {
-      let outcome: ConnectOutcome | undefined
-      client.on('error', () => {}) // errors show as outcomes or as 'close'
-      client.on('connect', (connack) => {
-        noDelay(client)
-        this.online = true
-        outcome = { kind: 'accepted', sessionPresent: connack.sessionPresent }
-        resolve(outcome)
-      })
-      client.on('error', (error: Error & { code?: unknown }) => {
-        if (outcome === undefined && typeof error.code === 'number') {
-          outcome = { kind: 'refused', returnCode: toMqtt311ReturnCode(error.code) }
-        }
-      })
-      client.on('close', () => {
-        resolve(outcome ?? { kind: 'unreachable', reason: 'no CONNACK' })
-        if (this.client !== client) return
-        this.client = undefined
-        client.end(true)
-        this.goneOffline()
-      })
-    })
+    if (this.connection !== undefined || this.ended) return Promise.resolve(BUSY)
+    const window = this.identity.clean ? CLEAN_DELIVERY_WINDOW : PERSISTENT_DELIVERY_WINDOW
+    this.connection = new UpstreamConnection(this, this.endpoint, this.connectPacket(), window)
+    return this.connection.open()
   }
 
-  private goneOffline (): void {
-    const wasOnline = this.online
-    this.online = false
-    if (wasOnline && !this.ended) this.emit('offline', this)
+  private connectPacket (): IConnectPacket {
+    const { identity, endpoint: { options } } = this
+    const username = options.username ?? identity.username
+    const password = options.password !== undefined ? Buffer.from(options.password) : identity.password
+    return {
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: options.protocolVersion,
+      clientId: options.clientIdPrefix + identity.clientId,
+      clean: identity.clean,
+      keepalive: identity.keepalive,
+      ...(username !== undefined && { username }),
+      ...(password !== undefined && { password }),
+      ...(identity.will !== undefined && { will: identity.will }),
+      ...(options.protocolVersion === 5 && !identity.clean && { properties: { sessionExpiryInterval: SESSION_NEVER_EXPIRES } })
+    }
+  }
+
+  publish (message: UpstreamPublish): void {
+    this.connection!.publish(message)
+  }
+
+  /** Resolves with the grants, or undefined if the link is offline, was lost or timed out. */
+  subscribe (subscriptions: ReadonlyArray<{ topic: string, qos: Qos }>): Promise<Grant[] | undefined> {
+    if (!this.online) return Promise.resolve(undefined)
+    return this.connection!.subscribe(subscriptions)
+  }
+
+  unsubscribe (topics: string[]): void {
+    for (const topic of topics) this.applied.delete(topic)
+    if (this.online) this.connection!.unsubscribe(topics)
+  }
+
+  ping (): void {
+    if (this.online) this.connection!.sendPing()
   }
 
   /**
@@ -92,126 +108,47 @@ export class UpstreamLink extends EventEmitter<UpstreamLinkEvents> {
    * does not publish the terminal's will for a drop that was the tier's choice.
    */
   drop (): void {
-    const client = this.client
-    if (client === undefined) return
-    this.client = undefined
-    closeConnection(client, true)
-    this.goneOffline()
-  }
-
-  private connectOptions (): IClientOptions {
-    const { identity, endpoint } = this
-    const { options } = endpoint
-    const username = options.username ?? identity.username
-    const password = options.password ?? identity.password
-    return {
-      clientId: options.clientIdPrefix + identity.clientId,
-      clean: identity.clean,
-      keepalive: identity.keepalive,
-      ...(username !== undefined && { username }),
-      ...(password !== undefined && { password: typeof password === 'string' ? password : Buffer.from(password) }),
-      ...(identity.will !== undefined && { will: identity.will })
-    }
-  }
-
-  publish (topic: string, payload: Buffer, qos: 0 | 1 | 2, retain: boolean, id: string | undefined, done: (error?: Error) => void): void {
-    const client = this.client!
-    corkForTick(client.stream)
-    client.publish(topic, payload, publishOptions(this.endpoint, qos, retain, id), done)
-  }
-
-  /** Resolves with the granted QoS per topic (128 = refused), or undefined if the link was lost or timed out. */
-  subscribe (subscriptions: Record<string, { qos: 0 | 1 | 2 }>): Promise<ISubscriptionGrant[] | undefined> {
-    const client = this.client
-    if (client === undefined || !this.online) return Promise.resolve(undefined)
-    return new Promise((resolve) => {
-      const finish = (granted?: ISubscriptionGrant[]): void => {
-        clearTimeout(timer)
-        client.removeListener('close', onClose)
-        resolve(granted)
-      }
-      const onClose = (): void => finish()
-      const timer = setTimeout(onClose, this.endpoint.health.ackTimeoutMs)
-      client.once('close', onClose)
-      // mqtt.js reports a SUBACK with a failure code (0x80) as an error, with the SUBACK packet beside it.
-      client.subscribe(subscriptions, (error, granted, packet) => {
-        if (packet === undefined) return finish(error === null ? granted : undefined)
-        const topics = Object.keys(subscriptions)
-        const codes = packet.granted as Array<number | { qos: number }>
-        finish(codes.map((code, i) => ({ topic: topics[i]!, qos: (typeof code === 'number' ? code : code.qos) as ISubscriptionGrant['qos'] })))
-      })
-    })
-  }
-
-  unsubscribe (topics: string[]): void {
-    for (const topic of topics) this.applied.delete(topic)
-    if (this.online) this.client!.unsubscribe(topics)
-  }
-
-  ping (): void {
-    if (this.online) this.client!.sendPing()
+    const connection = this.connection
+    if (connection === undefined) return
+    this.connection = undefined
+    const wasOnline = connection.online
+    void connection.close(true)
+    if (wasOnline && !this.ended) this.owner.offline(this)
   }
 
   /**
    * Ends this connection with DISCONNECT (no will) and resolves once it is
-   * closed. Unlike `end`, the link may connect again later, and no 'offline'
-   * is emitted: the terminal session chose this.
+   * closed. Unlike `end`, the link may connect again later, and the owner is
+   * not told: the terminal session chose this.
    */
   release (): Promise<void> {
-    const client = this.client
-    if (client === undefined) return Promise.resolve()
-    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
-    this.client = undefined
-    this.online = false
-    closeConnection(client, true)
-    return closed
+    const connection = this.connection
+    this.connection = undefined
+    return connection?.close(true) ?? Promise.resolve()
   }
 
   /**
    * Graceful: DISCONNECT, so the broker discards the will. Otherwise the
-   * socket is destroyed without DISCONNECT and the broker publishes the will.
+   * connection drops without DISCONNECT and the broker publishes the will.
    */
   end (graceful: boolean): void {
     this.ended = true
-    this.online = false
-    const client = this.client
-    this.client = undefined
-    if (client !== undefined) closeConnection(client, graceful)
+    const connection = this.connection
+    this.connection = undefined
+    void connection?.close(graceful)
   }
-}
 
-/**
- * mqtt.js writes a packet in several pieces, each a syscall on an uncorked
- * socket: the publishes of one tick leave in one write.
- */
-export function corkForTick (stream: { cork?: () => void, uncork?: () => void, writableCorked?: number } | undefined): void {
-  if (stream?.cork === undefined || stream.writableCorked !== 0) return
-  stream.cork()
-  process.nextTick(() => stream.uncork!())
-}
+  published (message: UpstreamPublish): void {
+    this.owner.published(message, this)
+  }
 
-/** Upstream publishes and acks are small writes: see listeners.ts on Nagle's algorithm. */
-export function noDelay (client: MqttClient): void {
-  const socket = client.stream as { setNoDelay?: (noDelay: boolean) => void } | undefined
-  socket?.setNoDelay?.(true)
-}
+  deliver (packet: IPublishPacket, connection: UpstreamConnection): void {
+    this.owner.deliver(packet, connection, this.index)
+  }
 
-const DISCONNECT = Buffer.from([0xe0, 0x00]) // [MQTT-3.14.1]: fixed header, remaining length 0; valid in 3.1.1 and 5
-
-/**
- * mqtt.js's own graceful end waits for every in-flight ack, which a dead or
- * frozen broker never sends: write DISCONNECT behind what is already on the
- * wire and destroy the socket.
- */
-function closeConnection (client: MqttClient, sendDisconnect: boolean): void {
-  const stream = client.stream
-  if (sendDisconnect && client.connected && stream?.writable === true) {
-    const timer = setTimeout(() => client.end(true), 1000).unref()
-    stream.write(DISCONNECT, () => {
-      clearTimeout(timer)
-      client.end(true)
-    })
-  } else {
-    client.end(true)
+  closed (connection: UpstreamConnection, wasOnline: boolean): void {
+    if (this.connection !== connection) return
+    this.connection = undefined
+    if (wasOnline && !this.ended) this.owner.offline(this)
   }
 }

@@ -1,0 +1,296 @@
+import type { Duplex } from 'node:stream'
+import { generate, type IConnackPacket, type IConnectPacket, type IPublishPacket, type ISubackPacket, type Packet, parser, type Parser } from 'mqtt-packet'
+import type { BrokerEndpoint } from './broker-endpoint.js'
+import { MESSAGE_ID_PROPERTY } from './dedup.js'
+import { type KeepaliveTarget, keepalives } from './keepalive.js'
+import { toMqtt311ReturnCode } from './return-codes.js'
+import { openTransport } from './transport.js'
+
+export type Qos = 0 | 1 | 2
+
+/** A terminal publish as one broker sees it. */
+export interface UpstreamPublish {
+  readonly topic: string
+  readonly payload: Buffer
+  readonly qos: Qos
+  readonly retain: boolean
+  /** The tier's message id, sent as a user property to MQTT 5 brokers (see Deduplicator). */
+  readonly id: string | undefined
+}
+
+export type ConnectOutcome =
+  | { kind: 'accepted', sessionPresent: boolean }
+  | { kind: 'refused', returnCode: number }
+  | { kind: 'unreachable', reason: string }
+
+/** The granted QoS per topic filter; 128 = refused. */
+export interface Grant { topic: string, qos: number }
+
+/** Who hears what happens on a connection: the terminal's session. */
+export interface ConnectionOwner {
+  /** QoS 1/2: the broker acked (or refused, MQTT 5) the message. QoS 0: written, or lost with the connection. */
+  published: (message: UpstreamPublish) => void
+  /** A message for the terminal; answer with `connection.delivered(packet)`. */
+  deliver: (packet: IPublishPacket, connection: UpstreamConnection) => void
+  /** Closed; `wasOnline` unless it never got its CONNACK or was closed by `close`. */
+  closed: (connection: UpstreamConnection, wasOnline: boolean) => void
+}
+
+const DISCONNECT = Buffer.from([0xe0, 0x00]) // [MQTT-3.14.1]: remaining length 0; valid in 3.1.1 and 5
+const PINGREQ = Buffer.from([0xc0, 0x00]) // [MQTT-3.12.1]
+const REFUSED = 0x80 // SUBACK failure [MQTT-3.9.3]; MQTT 5 reason codes ≥ 0x80 are failures too
+
+/**
+ * One MQTT client connection to one broker, on `mqtt-packet` over a socket:
+ * a terminal needs two of these, so each is kept to what the tier uses (no
+ * reconnects, no offline queue, no per-connection timers: keepalives share one
+ * wheel). Publishes from the broker are handed on as they are parsed, up to
+ * `deliveryWindow` unanswered, then the socket is paused: a terminal that
+ * does not read slows only its own connections.
+ */
+export class UpstreamConnection implements KeepaliveTarget {
+  online = false
+  lastWriteAt = performance.now()
+  lastReadAt = this.lastWriteAt
+  pingSentAt = 0
+  private readonly socket: Duplex
+  private readonly parser: Parser
+  private readonly writeOptions: { protocolVersion: 4 | 5 }
+  private opened: ((outcome: ConnectOutcome) => void) | undefined
+  private connectTimer: NodeJS.Timeout | undefined
+  private closeReason = 'connection closed'
+  private nextPacketId = 0
+  private receiveMaximum = 65535
+  /** QoS 1/2 publishes awaiting their ack, by packet identifier. */
+  private readonly sent = new Map<number, UpstreamPublish>()
+  private held: UpstreamPublish[] = []
+  private unflushed: UpstreamPublish[] = []
+  private readonly requests = new Map<number, (packet: ISubackPacket | undefined) => void>()
+  private readonly incomingQos2 = new Set<number>()
+  private deliveries = 0
+
+  constructor (
+    private readonly owner: ConnectionOwner,
+    readonly endpoint: BrokerEndpoint,
+    private readonly connectPacket: IConnectPacket,
+    private readonly deliveryWindow: number
+  ) {
+    const { protocolVersion } = endpoint.options
+    this.writeOptions = { protocolVersion }
+    this.parser = parser({ protocolVersion })
+    this.parser.on('packet', (packet) => this.onPacket(packet))
+    this.parser.on('error', (error: Error) => this.fail(`bad packet from broker: ${error.message}`))
+    this.socket = openTransport(endpoint.address, endpoint.tlsMaterial)
+    this.socket.on('data', (chunk: Buffer) => this.parser.parse(chunk))
+    this.socket.on('drain', () => this.flushed())
+    this.socket.on('error', (error: Error) => { this.closeReason = error.message })
+    this.socket.on('close', () => this.onClose())
+  }
+
+  get keepalive (): number {
+    return this.connectPacket.keepalive ?? 0
+  }
+
+  /** Sends CONNECT; settles on CONNACK, or when the connection fails or `health.connectTimeoutMs` passes. */
+  open (): Promise<ConnectOutcome> {
+    this.write(generate(this.connectPacket, this.writeOptions))
+    this.connectTimer = setTimeout(() => this.fail('no CONNACK in time'), this.endpoint.health.connectTimeoutMs)
+    return new Promise((resolve) => { this.opened = resolve })
+  }
+
+  publish (message: UpstreamPublish): void {
+    if (message.qos === 0) {
+      // Settled once the socket takes it without buffering past its mark: QoS 0 backpressure.
+      if (this.write(generate(this.publishPacket(message, 0), this.writeOptions))) this.owner.published(message)
+      else this.unflushed.push(message)
+      return
+    }
+    if (this.sent.size >= this.receiveMaximum) { // [MQTT-4.9.0-2] the broker's receive maximum
+      this.held.push(message)
+      return
+    }
+    const messageId = this.packetId()
+    this.sent.set(messageId, message)
+    this.write(generate(this.publishPacket(message, messageId), this.writeOptions))
+  }
+
+  private publishPacket (message: UpstreamPublish, messageId: number): IPublishPacket {
+    const packet: IPublishPacket = { cmd: 'publish', topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false, messageId }
+    if (message.id !== undefined && this.writeOptions.protocolVersion === 5) {
+      packet.properties = { userProperties: { [MESSAGE_ID_PROPERTY]: message.id } }
+    }
+    return packet
+  }
+
+  /** Resolves with the grants, or undefined if the connection was lost or the broker took longer than `health.ackTimeoutMs`. */
+  subscribe (subscriptions: ReadonlyArray<{ topic: string, qos: Qos }>): Promise<Grant[] | undefined> {
+    const messageId = this.packetId()
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => answer(undefined), this.endpoint.health.ackTimeoutMs)
+      const answer = (suback: ISubackPacket | undefined): void => {
+        clearTimeout(timer)
+        this.requests.delete(messageId)
+        const codes = (suback?.granted ?? []) as Array<number | { qos: number }>
+        resolve(suback && subscriptions.map(({ topic }, i) => ({ topic, qos: grantedQos(codes[i]) })))
+      }
+      this.requests.set(messageId, answer)
+      this.write(generate({ cmd: 'subscribe', messageId, subscriptions: subscriptions.slice() }, this.writeOptions))
+    })
+  }
+
+  unsubscribe (topics: string[]): void {
+    this.write(generate({ cmd: 'unsubscribe', messageId: this.packetId(), unsubscriptions: topics }, this.writeOptions))
+  }
+
+  readonly sendPing = (): void => {
+    this.pingSentAt ||= performance.now()
+    this.write(PINGREQ)
+  }
+
+  /** The terminal has the message (or, with an error, cannot take it: no ack, the broker keeps it). */
+  delivered (packet: IPublishPacket, error?: Error | null): void {
+    if (--this.deliveries < this.deliveryWindow && this.socket.isPaused()) this.socket.resume()
+    if (error != null || packet.qos === 0) return
+    // [MQTT-4.3.2-2] PUBACK; [MQTT-4.3.3-2] PUBREC, the PUBREL that follows is answered in onPacket
+    this.write(generate({ cmd: packet.qos === 1 ? 'puback' : 'pubrec', messageId: packet.messageId! }, this.writeOptions))
+  }
+
+  /**
+   * With `disconnect`, DISCONNECT goes out behind what is already written, so
+   * the broker discards the will [MQTT-3.14.4-3]; without, the broker sees
+   * the connection drop and publishes it. Resolves once the socket is closed.
+   */
+  close (disconnect: boolean): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.socket.once('close', resolve))
+    if (this.socket.destroyed) return Promise.resolve()
+    if (disconnect && this.online && this.socket.writable) {
+      // A frozen broker never reads it: the socket goes after a second regardless.
+      const timer = setTimeout(() => this.socket.destroy(), 1000).unref()
+      this.socket.write(DISCONNECT, () => {
+        clearTimeout(timer)
+        this.socket.destroy()
+      })
+    } else {
+      this.socket.destroy()
+    }
+    this.online = false
+    return closed
+  }
+
+  readonly expire = (): void => this.fail('no PINGRESP within the keepalive')
+
+  private fail (reason: string): void {
+    this.closeReason = reason
+    this.socket.destroy()
+  }
+
+  private write (buffer: Buffer): boolean {
+    this.lastWriteAt = performance.now()
+    corkForTick(this.socket)
+    return this.socket.write(buffer)
+  }
+
+  private packetId (): number {
+    do this.nextPacketId = (this.nextPacketId % 65535) + 1 // [MQTT-2.3.1-1] non-zero, unused
+    while (this.sent.has(this.nextPacketId) || this.requests.has(this.nextPacketId))
+    return this.nextPacketId
+  }
+
+  private onPacket (packet: Packet): void {
+    this.lastReadAt = performance.now()
+    switch (packet.cmd) {
+      case 'connack': return this.onConnack(packet)
+      case 'publish': return this.onPublish(packet)
+      case 'puback':
+      case 'pubcomp': return this.acked(packet.messageId!)
+      case 'pubrec':
+        // MQTT 5: a reason code ≥ 0x80 ends the exchange [MQTT-4.3.3-4]; the broker's answer, as a PUBACK would be.
+        if ((packet.reasonCode ?? 0) >= REFUSED) return this.acked(packet.messageId!)
+        this.write(generate({ cmd: 'pubrel', messageId: packet.messageId! }, this.writeOptions))
+        return
+      case 'pubrel':
+        this.incomingQos2.delete(packet.messageId!)
+        this.write(generate({ cmd: 'pubcomp', messageId: packet.messageId! }, this.writeOptions))
+        return
+      case 'suback': return this.requests.get(packet.messageId!)?.(packet)
+      case 'pingresp':
+        this.pingSentAt = 0
+        return
+      case 'disconnect': return this.fail('DISCONNECT from broker') // MQTT 5 server-initiated
+    }
+  }
+
+  private onConnack (packet: IConnackPacket): void {
+    clearTimeout(this.connectTimer)
+    const code = packet.returnCode ?? packet.reasonCode ?? 0
+    if (code !== 0) {
+      this.settleOpen({ kind: 'refused', returnCode: toMqtt311ReturnCode(code) })
+      this.socket.destroy()
+      return
+    }
+    this.online = true
+    this.receiveMaximum = packet.properties?.receiveMaximum ?? 65535
+    keepalives.add(this)
+    this.settleOpen({ kind: 'accepted', sessionPresent: packet.sessionPresent })
+  }
+
+  private onPublish (packet: IPublishPacket): void {
+    if (packet.qos === 2) {
+      // A resent QoS 2 message the terminal already has: only its PUBREC is due again [MQTT-4.3.3-2].
+      if (this.incomingQos2.has(packet.messageId!)) {
+        this.write(generate({ cmd: 'pubrec', messageId: packet.messageId! }, this.writeOptions))
+        return
+      }
+      this.incomingQos2.add(packet.messageId!)
+    }
+    if (++this.deliveries >= this.deliveryWindow) this.socket.pause()
+    this.owner.deliver(packet, this)
+  }
+
+  private acked (messageId: number): void {
+    const message = this.sent.get(messageId)
+    if (message === undefined) return
+    this.sent.delete(messageId)
+    this.owner.published(message)
+    if (this.held.length > 0) this.publish(this.held.shift()!)
+  }
+
+  private flushed (): void {
+    const messages = this.unflushed
+    this.unflushed = []
+    for (const message of messages) this.owner.published(message)
+  }
+
+  private settleOpen (outcome: ConnectOutcome): void {
+    const opened = this.opened
+    this.opened = undefined
+    opened?.(outcome)
+  }
+
+  private onClose (): void {
+    clearTimeout(this.connectTimer)
+    keepalives.delete(this)
+    const wasOnline = this.online
+    this.online = false
+    this.settleOpen({ kind: 'unreachable', reason: this.closeReason })
+    for (const answer of [...this.requests.values()]) answer(undefined)
+    this.flushed() // QoS 0 is at most once: what did not leave is gone with the connection
+    this.owner.closed(this, wasOnline)
+  }
+}
+
+function grantedQos (code: number | { qos: number } | undefined): number {
+  const qos = typeof code === 'number' ? code : code?.qos ?? REFUSED
+  return qos >= REFUSED ? REFUSED : qos
+}
+
+/** The writes of one tick leave in one syscall instead of one each. */
+export function corkForTick (stream: { cork: () => void, uncork: () => void, writableCorked: number }): void {
+  if (stream.writableCorked !== 0) return
+  stream.cork()
+  process.nextTick(uncork, stream)
+}
+
+function uncork (stream: { uncork: () => void }): void {
+  stream.uncork()
+}
