@@ -1,5 +1,4 @@
-import { Duplex } from 'node:stream'
-import type { Socket } from 'node:net'
+import type { Readable } from 'node:stream'
 
 /**
  * Reads the MQTT fixed header of every packet as the bytes pass and drops the
@@ -50,31 +49,24 @@ export class PacketSizeScanner {
   }
 }
 
-/** The socket as Aedes sees it, with every incoming packet's size checked. */
-export function guardPacketSize (socket: Socket, maxPacketSize: number, onReject: (reason: string) => void): Duplex {
+/**
+ * Checks every packet's size as Aedes reads the socket. Aedes pulls bytes
+ * with `conn.read()` on 'readable', so the check sits in this socket's `read`
+ * (own property, one per connection) rather than in a stream wrapped around
+ * it: a wrapper would cost every terminal a second stream's buffers and every
+ * chunk a second pass through the stream machinery, both ways.
+ */
+export function guardPacketSize<S extends Readable> (socket: S, maxPacketSize: number, onReject: (reason: string) => void): S {
   const scanner = new PacketSizeScanner(maxPacketSize)
-  const guarded = new Duplex({
-    read () { socket.resume() },
-    write (chunk: Buffer, _encoding, callback) { socket.write(chunk, callback) },
-    // Aedes writes a packet in several pieces: pieces buffered behind a write go out in one syscall.
-    writev (chunks, callback) { socket.write(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk as Buffer)), callback) },
-    final (callback) { socket.end(callback) },
-    destroy (error, callback) {
-      socket.destroy()
-      callback(error)
-    }
-  })
-  socket.on('data', (chunk: Buffer) => {
+  const read = socket.read
+  socket.read = function guardedRead (this: S, size?: number) {
+    const chunk: unknown = read.call(this, size)
+    if (!Buffer.isBuffer(chunk)) return chunk
     const rejected = scanner.scan(chunk)
-    if (rejected !== undefined) {
-      onReject(rejected)
-      guarded.destroy()
-      return
-    }
-    if (!guarded.push(chunk)) socket.pause()
-  })
-  socket.on('end', () => guarded.push(null))
-  socket.on('error', (error) => guarded.destroy(error))
-  socket.on('close', () => guarded.destroy())
-  return guarded
+    if (rejected === undefined) return chunk
+    onReject(rejected)
+    this.destroy()
+    return null
+  }
+  return socket
 }
