@@ -202,10 +202,9 @@ export class UpstreamConnection implements KeepaliveTarget {
       case 'connack': return this.onConnack(packet)
       case 'publish': return this.onPublish(packet)
       case 'puback':
-      case 'pubcomp': return this.acked(packet.messageId!)
+      case 'pubcomp': return this.acked(packet.messageId!, packet.reasonCode)
       case 'pubrec':
-        // MQTT 5: a reason code ≥ 0x80 ends the exchange [MQTT-4.3.3-4]; the broker's answer, as a PUBACK would be.
-        if ((packet.reasonCode ?? 0) >= REFUSED) return this.acked(packet.messageId!)
+        if ((packet.reasonCode ?? 0) >= REFUSED) return this.acked(packet.messageId!, packet.reasonCode) // [MQTT-4.3.3-4] exchange over
         this.write(generate({ cmd: 'pubrel', messageId: packet.messageId! }, this.writeOptions))
         return
       case 'pubrel':
@@ -247,11 +246,16 @@ export class UpstreamConnection implements KeepaliveTarget {
     this.owner.deliver(packet, this)
   }
 
-  private acked (messageId: number): void {
+  /**
+   * An MQTT 5 refusal (reason code ≥ 0x80, e.g. 0x97 quota exceeded) does not
+   * make the message safe: it stays unacknowledged for the outbox, whose ack
+   * timeout moves it on, as for a broker that never answers.
+   */
+  private acked (messageId: number, reasonCode = 0): void {
     const message = this.sent.get(messageId)
     if (message === undefined) return
     this.sent.delete(messageId)
-    this.owner.published(message)
+    if (reasonCode < REFUSED) this.owner.published(message)
     if (this.held.length > 0) this.publish(this.held.shift()!)
   }
 
