@@ -1,4 +1,5 @@
 import t from 'tap'
+import type { IPublishPacket } from 'mqtt-packet'
 import { connectClient } from './support/client.js'
 import { nextEvent, startDurableTier } from './support/durable.js'
 import { startMosquitto } from './support/mosquitto.js'
@@ -68,4 +69,15 @@ t.test('MQTT 3.1.1 upstreams that bridge to each other: the copy from the other 
   t.equal(bridged.messages.length, 4, 'Broker2 holds the bridged copies')
   // The bridged copy may overtake the original, so order is not asserted: counts are.
   t.same(seen.filter((line) => !line.startsWith('z/')).sort(), ['b/control=c', 'b/end=x', 'b/temp=21.5', 'b/temp=21.5'], 'each message once, the repeated value twice')
+})
+
+t.test('Deduplicator: arrivals from one broker are matched against the other broker however they interleave', async (t) => {
+  const { Deduplicator } = await import('../src/upstream/dedup.js')
+  const dedup = new Deduplicator({ windowMs: 60_000, maxEntries: 100 })
+  const packet = (payload: string): IPublishPacket => ({ cmd: 'publish', topic: 't', payload: Buffer.from(payload), qos: 1, retain: false, dup: false })
+  const verdicts = (arrivals: Array<[0 | 1, string]>): boolean[] => arrivals.map(([from, payload]) => dedup.isDuplicate(packet(payload), from))
+  t.same(verdicts([[0, 'a'], [0, 'b'], [0, 'c']]), [false, false, false], 'one broker alone: nothing is a copy')
+  t.same(verdicts([[1, 'b']]), [true], 'the other broker\'s copy of an earlier arrival')
+  t.same(verdicts([[1, 'd'], [0, 'd']]), [false, true], 'a copy that the other broker delivered first')
+  t.same(verdicts([[0, 'e'], [1, 'e'], [1, 'e']]), [false, true, false], 'a repeated value from one broker is not a copy; its other copy is')
 })

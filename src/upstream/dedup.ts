@@ -22,10 +22,18 @@ export interface DedupOptions {
 export class Deduplicator {
   /** Per id or digest: arrivals from one broker that no copy from the other has matched yet. */
   private readonly seen = new Map<string, { at: number, from: number, unmatched: number }>()
+  /**
+   * Arrivals not hashed yet, per broker: while only one broker delivers (the
+   * usual case) nothing can be a copy, so the digest waits until the other
+   * broker delivers something within the window.
+   */
+  private readonly unhashed: [Arrival[], Arrival[]] = [[], []]
+  /** When each broker's last arrival went into `seen`: a copy of it may still come. */
+  private readonly lastHashed = [-Infinity, -Infinity]
 
   constructor (private readonly options: DedupOptions) {}
 
-  isDuplicate (packet: IPublishPacket, from: number): boolean {
+  isDuplicate (packet: IPublishPacket, from: 0 | 1): boolean {
     if (this.options.maxEntries === 0) return false
     const id = packet.properties?.userProperties?.[MESSAGE_ID_PROPERTY]
     const now = Date.now()
@@ -36,6 +44,21 @@ export class Deduplicator {
       return false
     }
     if (this.options.windowMs === 0) return false
+    const other = this.unhashed[1 - from]!
+    const own = this.unhashed[from]!
+    this.forget(other, now)
+    if (other.length === 0 && !this.hashedRecently(1 - from, now)) {
+      this.forget(own, now)
+      own.push({ at: now, packet })
+      if (own.length > this.options.maxEntries) own.shift()
+      return false
+    }
+    for (const arrival of other.splice(0)) this.check(arrival.packet, 1 - from, arrival.at)
+    for (const arrival of own.splice(0)) this.check(arrival.packet, from, arrival.at)
+    return this.check(packet, from, now)
+  }
+
+  private check (packet: IPublishPacket, from: number, now: number): boolean {
     const key = `h${createHash('sha1').update(packet.topic).update('\0').update(packet.payload).digest('base64')}`
     const entry = this.seen.get(key)
     if (entry !== undefined && now - entry.at <= this.options.windowMs && entry.unmatched > 0) {
@@ -48,7 +71,18 @@ export class Deduplicator {
       return false
     }
     this.remember(key, { at: now, from, unmatched: 1 })
+    this.lastHashed[from] = now
     return false
+  }
+
+  private hashedRecently (from: number, now: number): boolean {
+    return now - this.lastHashed[from]! <= this.options.windowMs
+  }
+
+  private forget (arrivals: Arrival[], now: number): void {
+    let expired = 0
+    while (expired < arrivals.length && now - arrivals[expired]!.at > this.options.windowMs) expired++
+    if (expired > 0) arrivals.splice(0, expired)
   }
 
   private remember (key: string, entry: { at: number, from: number, unmatched: number }): void {
@@ -57,3 +91,5 @@ export class Deduplicator {
     if (this.seen.size > this.options.maxEntries) this.seen.delete(this.seen.keys().next().value!)
   }
 }
+
+interface Arrival { at: number, packet: IPublishPacket }
