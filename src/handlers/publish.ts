@@ -15,7 +15,7 @@ import type { AuthorizePublishHook, BrokerPublish, Callback, Client, PublishPack
 import { OutgoingPublish } from '../failover/outbox.js'
 import type { DualBroker } from '../plugin.js'
 import type { TerminalSession } from '../upstream/terminal-session.js'
-import { corkForTick } from '../upstream/connection.js'
+import { corkForTick } from '../upstream/packet-writer.js'
 
 /** A publish waiting for the user's own authorizePublish, kept in arrival order. */
 class Admission {

@@ -3,6 +3,7 @@ import { generate, type IConnackPacket, type IConnectPacket, type IPublishPacket
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import { MESSAGE_ID_PROPERTY } from './dedup.js'
 import { type KeepaliveTarget, keepalives } from './keepalive.js'
+import { PacketWriter } from './packet-writer.js'
 import { toMqtt311ReturnCode } from './return-codes.js'
 import { openTransport } from './transport.js'
 
@@ -26,6 +27,9 @@ export type ConnectOutcome =
 /** The granted QoS per topic filter; 128 = refused. */
 export interface Grant { topic: string, qos: number }
 
+/** How many deliveries, and how many payload bytes, may await `delivered` before the broker waits. */
+export interface DeliveryWindow { messages: number, bytes: number }
+
 /** Who hears what happens on a connection: the terminal's session. */
 export interface ConnectionOwner {
   /** QoS 1/2: the broker acked (or refused, MQTT 5) the message. QoS 0: written, or lost with the connection. */
@@ -45,15 +49,15 @@ const REFUSED = 0x80 // SUBACK failure [MQTT-3.9.3]; MQTT 5 reason codes ≥ 0x8
  * a terminal needs two of these, so each is kept to what the tier uses (no
  * reconnects, no offline queue, no per-connection timers: keepalives share one
  * wheel). Publishes from the broker are handed on as they are parsed, up to
- * `deliveryWindow` unanswered, then the socket is paused: a terminal that
+ * a `DeliveryWindow` of unanswered ones, then the socket is paused: a terminal that
  * does not read slows only its own connections.
  */
 export class UpstreamConnection implements KeepaliveTarget {
   online = false
-  lastWriteAt = performance.now()
-  lastReadAt = this.lastWriteAt
+  lastReadAt = performance.now()
   pingSentAt = 0
   private readonly socket: Duplex
+  private readonly writer: PacketWriter<UpstreamPublish>
   private readonly parser: Parser
   private readonly writeOptions: { protocolVersion: 4 | 5 }
   private opened: ((outcome: ConnectOutcome) => void) | undefined
@@ -64,16 +68,17 @@ export class UpstreamConnection implements KeepaliveTarget {
   /** QoS 1/2 publishes awaiting their ack, by packet identifier. */
   private readonly sent = new Map<number, UpstreamPublish>()
   private held: UpstreamPublish[] = []
-  private unflushed: UpstreamPublish[] = []
-  private readonly requests = new Map<number, (packet: ISubackPacket | undefined) => void>()
-  private readonly incomingQos2 = new Set<number>()
+  /** SUBACKs awaited, by packet identifier; made on first use, like `incomingQos2` (most terminals need neither). */
+  private requests: Map<number, (packet: ISubackPacket | undefined) => void> | undefined
+  private incomingQos2: Set<number> | undefined
   private deliveries = 0
+  private deliveryBytes = 0
 
   constructor (
     private readonly owner: ConnectionOwner,
     readonly endpoint: BrokerEndpoint,
     private readonly connectPacket: IConnectPacket,
-    private readonly deliveryWindow: number
+    private readonly window: DeliveryWindow
   ) {
     const { protocolVersion } = endpoint.options
     this.writeOptions = { protocolVersion }
@@ -82,7 +87,7 @@ export class UpstreamConnection implements KeepaliveTarget {
     this.parser.on('error', (error: Error) => this.fail(`bad packet from broker: ${error.message}`))
     this.socket = openTransport(endpoint.address, endpoint.tlsMaterial)
     this.socket.on('data', (chunk: Buffer) => this.parser.parse(chunk))
-    this.socket.on('drain', () => this.flushed())
+    this.writer = new PacketWriter(this.socket, (message) => this.owner.published(message))
     this.socket.on('error', (error: Error) => { this.closeReason = error.message })
     this.socket.on('close', () => this.onClose())
   }
@@ -100,9 +105,8 @@ export class UpstreamConnection implements KeepaliveTarget {
 
   publish (message: UpstreamPublish): void {
     if (message.qos === 0) {
-      // Settled once the socket takes it without buffering past its mark: QoS 0 backpressure.
-      if (this.write(generate(this.publishPacket(message, 0), this.writeOptions))) this.owner.published(message)
-      else this.unflushed.push(message)
+      // Settled once the socket takes it: QoS 0 backpressure.
+      this.writer.write(generate(this.publishPacket(message, 0), this.writeOptions), message)
       return
     }
     if (this.sent.size >= this.receiveMaximum) { // [MQTT-4.9.0-2] the broker's receive maximum
@@ -129,10 +133,11 @@ export class UpstreamConnection implements KeepaliveTarget {
       const timer = setTimeout(() => answer(undefined), this.endpoint.health.ackTimeoutMs)
       const answer = (suback: ISubackPacket | undefined): void => {
         clearTimeout(timer)
-        this.requests.delete(messageId)
+        this.requests!.delete(messageId)
         const codes = (suback?.granted ?? []) as Array<number | { qos: number }>
         resolve(suback && subscriptions.map(({ topic }, i) => ({ topic, qos: grantedQos(codes[i]) })))
       }
+      this.requests ??= new Map()
       this.requests.set(messageId, answer)
       this.write(generate({ cmd: 'subscribe', messageId, subscriptions: subscriptions.slice() }, this.writeOptions))
     })
@@ -142,14 +147,16 @@ export class UpstreamConnection implements KeepaliveTarget {
     this.write(generate({ cmd: 'unsubscribe', messageId: this.packetId(), unsubscriptions: topics }, this.writeOptions))
   }
 
-  readonly sendPing = (): void => {
+  sendPing (): void {
     this.pingSentAt ||= performance.now()
     this.write(PINGREQ)
   }
 
   /** The terminal has the message (or, with an error, cannot take it: no ack, the broker keeps it). */
   delivered (packet: IPublishPacket, error?: Error | null): void {
-    if (--this.deliveries < this.deliveryWindow && this.socket.isPaused()) this.socket.resume()
+    this.deliveries--
+    this.deliveryBytes -= packet.payload.length
+    if (this.socket.isPaused() && this.deliveries < this.window.messages && this.deliveryBytes < this.window.bytes) this.socket.resume()
     if (error != null || packet.qos === 0) return
     // [MQTT-4.3.2-2] PUBACK; [MQTT-4.3.3-2] PUBREC, the PUBREL that follows is answered in onPacket
     this.write(generate({ cmd: packet.qos === 1 ? 'puback' : 'pubrec', messageId: packet.messageId! }, this.writeOptions))
@@ -164,6 +171,7 @@ export class UpstreamConnection implements KeepaliveTarget {
     const closed = new Promise<void>((resolve) => this.socket.once('close', resolve))
     if (this.socket.destroyed) return Promise.resolve()
     if (disconnect && this.online && this.socket.writable) {
+      this.writer.flush()
       // A frozen broker never reads it: the socket goes after a second regardless.
       const timer = setTimeout(() => this.socket.destroy(), 1000).unref()
       this.socket.write(DISCONNECT, () => {
@@ -177,22 +185,26 @@ export class UpstreamConnection implements KeepaliveTarget {
     return closed
   }
 
-  readonly expire = (): void => this.fail('no PINGRESP within the keepalive')
+  expire (): void {
+    this.fail('no PINGRESP within the keepalive')
+  }
 
   private fail (reason: string): void {
     this.closeReason = reason
     this.socket.destroy()
   }
 
-  private write (buffer: Buffer): boolean {
-    this.lastWriteAt = performance.now()
-    corkForTick(this.socket)
-    return this.socket.write(buffer)
+  get lastWriteAt (): number {
+    return this.writer.lastWriteAt
+  }
+
+  private write (buffer: Buffer): void {
+    this.writer.write(buffer)
   }
 
   private packetId (): number {
     do this.nextPacketId = (this.nextPacketId % 65535) + 1 // [MQTT-2.3.1-1] non-zero, unused
-    while (this.sent.has(this.nextPacketId) || this.requests.has(this.nextPacketId))
+    while (this.sent.has(this.nextPacketId) || this.requests?.has(this.nextPacketId) === true)
     return this.nextPacketId
   }
 
@@ -208,10 +220,10 @@ export class UpstreamConnection implements KeepaliveTarget {
         this.write(generate({ cmd: 'pubrel', messageId: packet.messageId! }, this.writeOptions))
         return
       case 'pubrel':
-        this.incomingQos2.delete(packet.messageId!)
+        this.incomingQos2?.delete(packet.messageId!)
         this.write(generate({ cmd: 'pubcomp', messageId: packet.messageId! }, this.writeOptions))
         return
-      case 'suback': return this.requests.get(packet.messageId!)?.(packet)
+      case 'suback': return this.requests?.get(packet.messageId!)?.(packet)
       case 'pingresp':
         this.pingSentAt = 0
         return
@@ -221,6 +233,7 @@ export class UpstreamConnection implements KeepaliveTarget {
 
   private onConnack (packet: IConnackPacket): void {
     clearTimeout(this.connectTimer)
+    this.connectTimer = undefined
     const code = packet.returnCode ?? packet.reasonCode ?? 0
     if (code !== 0) {
       this.settleOpen({ kind: 'refused', returnCode: toMqtt311ReturnCode(code) })
@@ -236,13 +249,15 @@ export class UpstreamConnection implements KeepaliveTarget {
   private onPublish (packet: IPublishPacket): void {
     if (packet.qos === 2) {
       // A resent QoS 2 message the terminal already has: only its PUBREC is due again [MQTT-4.3.3-2].
+      this.incomingQos2 ??= new Set()
       if (this.incomingQos2.has(packet.messageId!)) {
         this.write(generate({ cmd: 'pubrec', messageId: packet.messageId! }, this.writeOptions))
         return
       }
       this.incomingQos2.add(packet.messageId!)
     }
-    if (++this.deliveries >= this.deliveryWindow) this.socket.pause()
+    this.deliveryBytes += packet.payload.length
+    if (++this.deliveries >= this.window.messages || this.deliveryBytes >= this.window.bytes) this.socket.pause()
     this.owner.deliver(packet, this)
   }
 
@@ -259,12 +274,6 @@ export class UpstreamConnection implements KeepaliveTarget {
     if (this.held.length > 0) this.publish(this.held.shift()!)
   }
 
-  private flushed (): void {
-    const messages = this.unflushed
-    this.unflushed = []
-    for (const message of messages) this.owner.published(message)
-  }
-
   private settleOpen (outcome: ConnectOutcome): void {
     const opened = this.opened
     this.opened = undefined
@@ -277,8 +286,8 @@ export class UpstreamConnection implements KeepaliveTarget {
     const wasOnline = this.online
     this.online = false
     this.settleOpen({ kind: 'unreachable', reason: this.closeReason })
-    for (const answer of [...this.requests.values()]) answer(undefined)
-    this.flushed() // QoS 0 is at most once: what did not leave is gone with the connection
+    for (const answer of [...this.requests?.values() ?? []]) answer(undefined)
+    this.writer.release()
     this.owner.closed(this, wasOnline)
   }
 }
@@ -286,15 +295,4 @@ export class UpstreamConnection implements KeepaliveTarget {
 function grantedQos (code: number | { qos: number } | undefined): number {
   const qos = typeof code === 'number' ? code : code?.qos ?? REFUSED
   return qos >= REFUSED ? REFUSED : qos
-}
-
-/** The writes of one tick leave in one syscall instead of one each. */
-export function corkForTick (stream: { cork: () => void, uncork: () => void, writableCorked: number }): void {
-  if (stream.writableCorked !== 0) return
-  stream.cork()
-  process.nextTick(uncork, stream)
-}
-
-function uncork (stream: { uncork: () => void }): void {
-  stream.uncork()
 }

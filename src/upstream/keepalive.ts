@@ -2,13 +2,13 @@
 export interface KeepaliveTarget {
   /** Seconds; 0 = no keepalive. */
   readonly keepalive: number
-  lastWriteAt: number
-  lastReadAt: number
+  readonly lastWriteAt: number
+  readonly lastReadAt: number
   /** When the PINGREQ still unanswered was sent, else 0. */
   pingSentAt: number
-  sendPing: () => void
+  sendPing(): void
   /** The broker stopped answering: give the connection up. */
-  expire: () => void
+  expire(): void
 }
 
 const TICK_MS = 500

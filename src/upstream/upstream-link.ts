@@ -1,6 +1,6 @@
 import type { IConnectPacket, IPublishPacket } from 'mqtt-packet'
 import type { BrokerEndpoint } from './broker-endpoint.js'
-import { type ConnectionOwner, type ConnectOutcome, type Grant, type Qos, UpstreamConnection, type UpstreamPublish } from './connection.js'
+import { type ConnectionOwner, type ConnectOutcome, type DeliveryWindow, type Grant, type Qos, UpstreamConnection, type UpstreamPublish } from './connection.js'
 
 export type { ConnectOutcome, Grant, Qos, UpstreamPublish }
 
@@ -23,9 +23,13 @@ export interface LinkOwner {
 }
 
 /** Persistent sessions take deliveries one at a time, in order, each stored by Aedes before the broker's ack. */
-const PERSISTENT_DELIVERY_WINDOW = 1
-/** Clean sessions overlap deliveries; past this many unwritten to the terminal, the broker waits. */
-const CLEAN_DELIVERY_WINDOW = 64
+const PERSISTENT_DELIVERY_WINDOW: DeliveryWindow = { messages: 1, bytes: Infinity }
+/**
+ * Clean sessions overlap deliveries, up to about what one socket read brings
+ * in (a smaller window starves delivery while terminals' publishes are read a
+ * whole socket chunk at a time); past it the broker waits.
+ */
+const CLEAN_DELIVERY_WINDOW: DeliveryWindow = { messages: 4096, bytes: 256 * 1024 }
 const SESSION_NEVER_EXPIRES = 0xffffffff // MQTT 5 [MQTT-3.1.2-23]: the 3.1.1 meaning of clean = false
 
 const BUSY: ConnectOutcome = { kind: 'unreachable', reason: 'busy' }

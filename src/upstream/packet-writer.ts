@@ -1,0 +1,63 @@
+import type { Duplex } from 'node:stream'
+
+/**
+ * The packets of one tick leave in one socket write: a write per packet
+ * costs a trip through the stream machinery each, and with corking still an
+ * entry each in the stream's buffer. Items handed in with a packet (QoS 0
+ * publishes) are reported once the socket has taken it without buffering past
+ * its high-water mark, or on 'drain': backpressure without a callback per packet.
+ */
+export class PacketWriter<Item> {
+  lastWriteAt = performance.now()
+  private packets: Buffer[] = []
+  private items: Item[] = []
+  private waiting: Item[] = []
+
+  constructor (private readonly socket: Duplex, private readonly report: (item: Item) => void) {
+    socket.on('drain', () => this.reportWaiting())
+  }
+
+  write (packet: Buffer, item?: Item): void {
+    this.lastWriteAt = performance.now()
+    if (this.packets.length === 0) process.nextTick(flush, this)
+    this.packets.push(packet)
+    if (item !== undefined) this.items.push(item)
+  }
+
+  flush (): void {
+    const { packets, items } = this
+    if (packets.length === 0) return
+    this.packets = []
+    this.items = []
+    const taken = this.socket.write(packets.length === 1 ? packets[0]! : Buffer.concat(packets))
+    if (taken) for (const item of items) this.report(item)
+    else this.waiting.push(...items)
+  }
+
+  /** The connection is gone: what waited is reported too (QoS 0 is at most once). */
+  release (): void {
+    this.flush()
+    this.reportWaiting()
+  }
+
+  private reportWaiting (): void {
+    const waiting = this.waiting
+    this.waiting = []
+    for (const item of waiting) this.report(item)
+  }
+}
+
+function flush (writer: PacketWriter<unknown>): void {
+  writer.flush()
+}
+
+/** The writes of one tick leave in one syscall instead of one each. */
+export function corkForTick (stream: { cork: () => void, uncork: () => void, writableCorked: number }): void {
+  if (stream.writableCorked !== 0) return
+  stream.cork()
+  process.nextTick(uncork, stream)
+}
+
+function uncork (stream: { uncork: () => void }): void {
+  stream.uncork()
+}
