@@ -94,6 +94,8 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
       Object.assign(hooks, original)
       if (!ownPublish) delete (hooks as Partial<typeof hooks>).publish
     })
+    // After Aedes' own CONNACK and its resend of what it held for the terminal: ours follow, never before.
+    this.listen('clientReady', (client: Client) => this.sessions.get(client)?.ready())
     this.listen('ping', onPing(this))
     this.listen('unsubscribe', onUnsubscribe(this))
     this.listen('clientDisconnect', onClientDisconnect(this))
@@ -231,6 +233,10 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
     return true
+  }
+
+  get isClosing (): boolean {
+    return this.closing !== undefined
   }
 
   /** Ends every upstream session, health link and timer, and gives the instance its own hooks back. */

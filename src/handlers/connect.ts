@@ -47,7 +47,8 @@ export function authenticate (tier: DualBroker): AuthenticateHook {
       previous = yielded
       return session.open()
     }).then((outcomes) => {
-      const returnCode = decide(outcomes)
+      // The tier may have begun to close while the brokers answered: its shutdown did not see this session.
+      const returnCode = tier.isClosing ? SERVER_UNAVAILABLE : decide(outcomes)
       if (returnCode !== 0 || client.closed) {
         session.close(true)
         previous?.resumeAfterTakeover()

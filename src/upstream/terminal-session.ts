@@ -41,6 +41,8 @@ export class TerminalSession implements LinkOwner {
   private readonly dedup: Deduplicator
   /** Deliveries to a clean terminal handed to Aedes, not yet written to its socket: Aedes calls back in order. */
   private readonly unwritten: Array<{ packet: IPublishPacket, connection: UpstreamConnection }> = []
+  /** Deliveries that came before the terminal was ready (a persistent session's queue, resent at once); undefined after. */
+  private early: Array<{ packet: IPublishPacket, connection: UpstreamConnection, from: 0 | 1 }> | undefined = []
   private readonly written = (): void => {
     const { packet, connection } = this.unwritten.shift()!
     connection.delivered(packet)
@@ -119,6 +121,10 @@ export class TerminalSession implements LinkOwner {
   /** A message from either broker goes to this terminal only; the broker's ack waits for Aedes. */
   deliver (packet: IPublishPacket, connection: UpstreamConnection, from: 0 | 1): void {
     if (this.client.closed) return connection.delivered(packet, TERMINAL_GONE)
+    if (this.early !== undefined) { // [MQTT-3.2.0-1] the CONNACK is the first packet the terminal gets
+      this.early.push({ packet, connection, from })
+      return
+    }
     if (this.dedup.isDuplicate(packet, from)) {
       this.forwarding.duplicate()
       return connection.delivered(packet)
@@ -133,6 +139,13 @@ export class TerminalSession implements LinkOwner {
     }
     // A persistent session's broker keeps the message until Aedes has it (queued durably for the terminal).
     this.client.publish(message, (error) => connection.delivered(packet, error))
+  }
+
+  /** The terminal has its CONNACK (and what Aedes held for it): what the brokers sent before goes out now, in arrival order. */
+  ready (): void {
+    const early = this.early
+    this.early = undefined
+    for (const { packet, connection, from } of early ?? []) this.deliver(packet, connection, from)
   }
 
   /**

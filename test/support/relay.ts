@@ -10,8 +10,14 @@ export interface Relay {
   close: () => Promise<void>
 }
 
-/** A TCP relay on 127.0.0.1 in front of `target`, that can go silent on command. */
-export async function startRelay (t: Test, targetPort: number): Promise<Relay> {
+/** Sees every chunk of one relayed connection before it is forwarded (`fromClient`: towards the broker). */
+export type ChunkInspector = (fromClient: boolean, chunk: Buffer) => void
+
+/**
+ * A TCP relay on 127.0.0.1 in front of `target`, that can go silent on command;
+ * `inspect` makes an inspector per connection.
+ */
+export async function startRelay (t: Test, targetPort: number, inspect?: () => ChunkInspector): Promise<Relay> {
   let silent = false
   const pipes = new Set<{ from: net.Socket, to: net.Socket }>()
   const sockets = new Set<net.Socket>()
@@ -22,7 +28,10 @@ export async function startRelay (t: Test, targetPort: number): Promise<Relay> {
       socket.on('error', () => {})
       socket.on('close', () => { sockets.delete(socket); inbound.destroy(); outbound.destroy() })
     }
+    const inspector = inspect?.()
     for (const [from, to] of [[inbound, outbound], [outbound, inbound]] as const) {
+      // Added before the pipe's own listener: a chunk is inspected before the other side can see it.
+      if (inspector !== undefined) from.on('data', (chunk: Buffer) => inspector(from === inbound, chunk))
       pipes.add({ from, to })
       from.pipe(to)
       if (silent) from.unpipe(to)
