@@ -15,7 +15,7 @@ import type { AuthorizePublishHook, BrokerPublish, Callback, Client, PublishPack
 import { OutgoingPublish } from '../failover/outbox.js'
 import type { DualBroker } from '../plugin.js'
 import type { TerminalSession } from '../upstream/terminal-session.js'
-import { corkForTick } from '../upstream/packet-writer.js'
+import { corkForTurn } from '../upstream/packet-writer.js'
 
 /** A publish waiting for the user's own authorizePublish, kept in arrival order. */
 class Admission {
@@ -85,7 +85,7 @@ function pubackWhenSafe (session: TerminalSession, messageId: number): Callback 
     // Not safe (e.g. the store refused it): no PUBACK; the terminal is disconnected and resends.
     if (error != null) return client.close()
     // The acks that become safe in one tick leave in one write, not one syscall each.
-    corkForTick(client.conn)
+    corkForTurn(client.conn)
     client.conn.write(Buffer.from([0x40, 0x02, messageId >> 8, messageId & 0xff]))
   }
 }

@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream'
 
 /**
- * The packets of one tick leave in one socket write: a write per packet
+ * The packets of one event-loop turn leave in one socket write: a write per packet
  * costs a trip through the stream machinery each, and with corking still an
  * entry each in the stream's buffer. Items handed in with a packet (QoS 0
  * publishes) are reported once the socket has taken it without buffering past
@@ -19,7 +19,7 @@ export class PacketWriter<Item> {
 
   write (packet: Buffer, item?: Item): void {
     this.lastWriteAt = performance.now()
-    if (this.packets.length === 0) process.nextTick(flush, this)
+    if (this.packets.length === 0) setImmediate(flush, this)
     this.packets.push(packet)
     if (item !== undefined) this.items.push(item)
   }
@@ -47,17 +47,28 @@ export class PacketWriter<Item> {
   }
 }
 
-function flush (writer: PacketWriter<unknown>): void {
+function flush (writer: { flush: () => void }): void {
   writer.flush()
 }
 
-/** The writes of one tick leave in one syscall instead of one each. */
-export function corkForTick (stream: { cork: () => void, uncork: () => void, writableCorked: number }): void {
+/**
+ * The writes of one event-loop turn leave in one syscall instead of one each:
+ * uncorked from an immediate (queued from a nextTick, so after the immediates
+ * that the current callback queued, which is where Aedes writes deliveries).
+ * An immediate never waits for I/O: the loop does not block while one is due.
+ */
+export function corkForTurn (stream: Corkable): void {
   if (stream.writableCorked !== 0) return
   stream.cork()
-  process.nextTick(uncork, stream)
+  process.nextTick(uncorkAfterImmediates, stream)
 }
 
-function uncork (stream: { uncork: () => void }): void {
+interface Corkable { cork: () => void, uncork: () => void, writableCorked: number }
+
+function uncorkAfterImmediates (stream: Corkable): void {
+  setImmediate(uncork, stream)
+}
+
+function uncork (stream: Corkable): void {
   stream.uncork()
 }

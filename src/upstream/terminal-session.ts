@@ -2,6 +2,7 @@ import type { IPublishPacket } from 'mqtt-packet'
 import type { Client } from '../aedes-types.js'
 import { type Forwarding, type OutgoingPublish, Outbox } from '../failover/outbox.js'
 import { InboundFlow } from '../limits/inbound-flow.js'
+import { corkForTurn } from './packet-writer.js'
 import type { UpstreamConnection } from './connection.js'
 import { type DedupOptions, Deduplicator } from './dedup.js'
 import type { BrokerHealth } from './broker-health.js'
@@ -10,16 +11,6 @@ import { type ConnectOutcome, type LinkOwner, type Qos, type TerminalIdentity, U
 export type { Qos }
 
 const TERMINAL_GONE = new Error('terminal gone')
-
-/**
- * Aedes writes a delivery in several pieces from a setImmediate of its own:
- * corked until an immediate queued after it, a burst leaves in one write.
- */
-function corkUntilWritten (conn: { cork: () => void, uncork: () => void, writableCorked: number }): void {
-  if (conn.writableCorked !== 0) return
-  conn.cork()
-  setImmediate(() => conn.uncork())
-}
 
 /**
  * One terminal's pair of upstream sessions (Broker1, Broker2), what it
@@ -134,7 +125,8 @@ export class TerminalSession implements LinkOwner {
       // A clean session promises nothing beyond its connection: acked upstream once written to the terminal.
       this.unwritten.push({ packet, connection })
       this.client.publish(message, this.written)
-      corkUntilWritten(this.client.conn)
+      // Aedes writes each delivery from an immediate of its own: a burst leaves in one write.
+      corkForTurn(this.client.conn)
       return
     }
     // A persistent session's broker keeps the message until Aedes has it (queued durably for the terminal).
