@@ -28,6 +28,7 @@ export interface AedesHooks {
   authorizePublish: AuthorizePublishHook
   authorizeSubscribe: AuthorizeSubscribeHook
   publish: BrokerPublish
+  authorizeForward: (client: Client, packet: PublishPacket) => PublishPacket | null | undefined
   closed: boolean
 }
 
@@ -35,6 +36,8 @@ export interface AedesHooks {
 export interface ClientInternals {
   /** Set only when the client sent a DISCONNECT packet. */
   _disconnected?: boolean
+  /** Calls back on 'drain'; closes the client when none comes within the broker's drainTimeout. */
+  waitForDrain: (callback: () => void) => void
 }
 
 export function hooksOf (aedes: Aedes): AedesHooks {
@@ -43,4 +46,9 @@ export function hooksOf (aedes: Aedes): AedesHooks {
 
 export function sentDisconnect (client: Client): boolean {
   return (client as unknown as ClientInternals)._disconnected === true
+}
+
+/** Aedes' own watch on a terminal that stopped reading: `limits.drainTimeoutMs` applies to the tier's writes too. */
+export function watchDrain (client: Client, drained: () => void): void {
+  (client as unknown as ClientInternals).waitForDrain(drained)
 }

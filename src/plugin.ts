@@ -235,6 +235,15 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
     return true
   }
 
+  /**
+   * QoS 0 deliveries to clean terminals may skip Aedes while the instance
+   * forwards everything (Aedes' own default `authorizeForward`, known by name:
+   * Aedes exports no reference to it); a user's hook keeps Aedes' path.
+   */
+  get qos0Direct (): boolean {
+    return hooksOf(this.aedes).authorizeForward.name === 'defaultAuthorizeForward'
+  }
+
   get isClosing (): boolean {
     return this.closing !== undefined
   }

@@ -268,3 +268,25 @@ t.test('a ws:// upstream: publishes reach it, and what it delivers reaches the t
   t.equal(payload.toString(), 'from ws')
   t.equal(packet.qos, 1)
 })
+
+t.test('QoS 0 deliveries to clean terminals go around Aedes only while the instance has no authorizeForward of its own', async (t) => {
+  const b1 = await startAedes(t)
+  const b2 = await startAedes(t)
+  const plain = await startTier(t, b1.url, b2.url)
+  const hooked = await startTier(t, b1.url, b2.url, {
+    aedes: { authorizeForward: (_client, packet) => packet.topic === 'fw/hidden' ? null : packet }
+  })
+  t.ok(plain.tier.qos0Direct, 'Aedes\' default authorizeForward: written directly')
+  t.notOk(hooked.tier.qos0Direct, 'a user\'s authorizeForward: through Aedes')
+  const direct = await connectClient(t, b1.url, { clientId: 'fw-publisher' })
+  for (const [name, tier] of [['plain', plain], ['hooked', hooked]] as const) {
+    const terminal = await connectClient(t, tier.url, { clientId: `fw-${name}` })
+    await terminal.subscribeAsync('fw/#', { qos: 0 })
+    const topics: string[] = []
+    terminal.on('message', (topic) => topics.push(topic))
+    const last = nextEvent(terminal, 'message', (topic: string) => topic === 'fw/last', 5000)
+    for (const topic of ['fw/a', 'fw/hidden', 'fw/b', 'fw/last']) await direct.publishAsync(topic, topic, { qos: 0 })
+    await last
+    t.same(topics, name === 'plain' ? ['fw/a', 'fw/hidden', 'fw/b', 'fw/last'] : ['fw/a', 'fw/b', 'fw/last'], `${name}: in order, and the user's hook applied`)
+  }
+})

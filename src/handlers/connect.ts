@@ -41,7 +41,7 @@ export function authenticate (tier: DualBroker): AuthenticateHook {
     if (identity === undefined) return done(refusal(SERVER_UNAVAILABLE), false)
     tier.connectPackets.delete(client)
     // Aedes assigns an id to a clean client that sent none; the brokers must see the same one.
-    const session = new TerminalSession(client, { ...identity, clientId: client.id }, tier.healths, tier.failover, tier.options.dedup, tier.options.limits.maxInflight)
+    const session = new TerminalSession(client, { ...identity, clientId: client.id }, tier.healths, tier.failover, tier.options.dedup, tier.options.limits.maxInflight, tier.qos0Direct)
     let previous: TerminalSession | undefined
     tier.prepareTakeover(client.id).then((yielded) => {
       previous = yielded

@@ -1,5 +1,5 @@
-import type { IPublishPacket } from 'mqtt-packet'
-import type { Client } from '../aedes-types.js'
+import { generate, type IPublishPacket } from 'mqtt-packet'
+import { type Client, watchDrain } from '../aedes-types.js'
 import { type Forwarding, type OutgoingPublish, Outbox } from '../failover/outbox.js'
 import { InboundFlow } from '../limits/inbound-flow.js'
 import { corkForTurn } from './packet-writer.js'
@@ -34,6 +34,8 @@ export class TerminalSession implements LinkOwner {
   private readonly unwritten: Array<{ packet: IPublishPacket, connection: UpstreamConnection }> = []
   /** Deliveries that came before the terminal was ready (a persistent session's queue, resent at once); undefined after. */
   private early: Array<{ packet: IPublishPacket, connection: UpstreamConnection, from: 0 | 1 }> | undefined = []
+  private watchingDrain = false
+  private readonly drained = (): void => { this.watchingDrain = false }
   private readonly written = (): void => {
     const { packet, connection } = this.unwritten.shift()!
     connection.delivered(packet)
@@ -45,7 +47,9 @@ export class TerminalSession implements LinkOwner {
     private readonly healths: readonly [BrokerHealth, BrokerHealth],
     private readonly forwarding: Forwarding,
     dedup: DedupOptions,
-    maxInflight: number
+    maxInflight: number,
+    /** QoS 0 deliveries to a clean terminal may bypass Aedes (see `deliver`). */
+    private readonly qos0Direct: boolean
   ) {
     this.dedup = new Deduplicator(dedup)
     this.flow = new InboundFlow(maxInflight)
@@ -121,6 +125,19 @@ export class TerminalSession implements LinkOwner {
       return connection.delivered(packet)
     }
     const message = { cmd: 'publish' as const, topic: packet.topic, payload: packet.payload as Buffer, qos: packet.qos, retain: packet.retain, dup: false }
+    if (this.identity.clean && packet.qos === 0 && this.qos0Direct) {
+      // Nothing for Aedes to keep or hook (the instance has no authorizeForward of its own):
+      // written as Aedes would, minus its immediate and packet copies. The upstream ack waits
+      // for the write (the delivery window bounds what is buffered), and a terminal that
+      // stopped reading is disconnected after limits.drainTimeoutMs, as by Aedes' own writes.
+      this.unwritten.push({ packet, connection })
+      corkForTurn(this.client.conn)
+      if (!this.client.conn.write(generate(message), this.written) && !this.watchingDrain) {
+        this.watchingDrain = true
+        watchDrain(this.client, this.drained)
+      }
+      return
+    }
     if (this.identity.clean) {
       // A clean session promises nothing beyond its connection: acked upstream once written to the terminal.
       this.unwritten.push({ packet, connection })
