@@ -31,7 +31,7 @@ export class PacketWriter<Item> {
     this.items = []
     const taken = this.socket.write(packets.length === 1 ? packets[0]! : Buffer.concat(packets))
     if (taken) for (const item of items) this.report(item)
-    else this.waiting.push(...items)
+    else for (const item of items) this.waiting.push(item)
   }
 
   /** The connection is gone: what waited is reported too (QoS 0 is at most once). */
