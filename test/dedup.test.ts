@@ -81,3 +81,17 @@ t.test('Deduplicator: arrivals from one broker are matched against the other bro
   t.same(verdicts([[1, 'd'], [0, 'd']]), [false, true], 'a copy that the other broker delivered first')
   t.same(verdicts([[0, 'e'], [1, 'e'], [1, 'e']]), [false, true, false], 'a repeated value from one broker is not a copy; its other copy is')
 })
+
+t.test('DigestRing: remembers the newest `capacity` digests, oldest out first, across its growth', async (t) => {
+  const { DigestRing, digest } = await import('../src/upstream/digest-ring.js')
+  const of = (text: string): { key: number, check: number } => digest({ key: 0, check: 0 }, 2, text)
+  const ring = new DigestRing(100)
+  for (let i = 0; i < 110; i++) ring.add(of(`m${i}`), i, i % 2)
+  const kept = Array.from({ length: 110 }, (_, i) => ring.find(of(`m${i}`)) !== -1)
+  t.same(kept.indexOf(true), 10, 'the 10 oldest were evicted')
+  t.ok(kept.slice(10).every(Boolean), 'the newest 100 are all found')
+  const slot = ring.find(of('m50'))
+  t.same([ring.atOf(slot), ring.fromOf(slot), ring.unmatchedOf(slot)], [50, 0, 1], 'with what was stored for them')
+  t.not(digest({ key: 0, check: 0 }, 2, 'ab', Buffer.from('c')).check, digest({ key: 0, check: 0 }, 2, 'a', Buffer.from('bc')).check, 'topic and payload are kept apart')
+  t.not(digest({ key: 0, check: 0 }, 1, 'x').check, digest({ key: 0, check: 0 }, 2, 'x').check, 'ids and contents are kept apart')
+})

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto'
 import type { IPublishPacket } from 'mqtt-packet'
+import { type Digest, DigestRing, digest } from './digest-ring.js'
 
 /** MQTT 5 user property carrying the tier's message id upstream. */
 export const MESSAGE_ID_PROPERTY = 'dual-broker-id'
@@ -20,18 +20,12 @@ export interface DedupOptions {
  * one broker is never dropped: a sensor may well repeat a value.
  */
 export class Deduplicator {
-  /** Per id or digest: arrivals from one broker that no copy from the other has matched yet. */
-  private readonly seen = new Map<string, { at: number, from: number, unmatched: number }>()
-  /**
-   * Arrivals not hashed yet, per broker: while only one broker delivers (the
-   * usual case) nothing can be a copy, so the digest waits until the other
-   * broker delivers something within the window.
-   */
-  private readonly unhashed: [Arrival[], Arrival[]] = [[], []]
-  /** When each broker's last arrival went into `seen`: a copy of it may still come. */
-  private readonly lastHashed = [-Infinity, -Infinity]
+  private readonly seen: DigestRing
+  private readonly scratch: Digest = { key: 0, check: 0 }
 
-  constructor (private readonly options: DedupOptions) {}
+  constructor (private readonly options: DedupOptions) {
+    this.seen = new DigestRing(options.maxEntries)
+  }
 
   isDuplicate (packet: IPublishPacket, from: 0 | 1): boolean {
     if (this.options.maxEntries === 0) return false
@@ -39,57 +33,26 @@ export class Deduplicator {
     const now = Date.now()
     if (typeof id === 'string') {
       // An id is one message: any second arrival, from either broker, is a copy.
-      if (this.seen.has(`i${id}`)) return true
-      this.remember(`i${id}`, { at: now, from, unmatched: 1 })
+      const key = digest(this.scratch, BY_ID, id)
+      if (this.seen.find(key) !== -1) return true
+      this.seen.add(key, now, from)
       return false
     }
     if (this.options.windowMs === 0) return false
-    const other = this.unhashed[1 - from]!
-    const own = this.unhashed[from]!
-    this.forget(other, now)
-    if (other.length === 0 && !this.hashedRecently(1 - from, now)) {
-      this.forget(own, now)
-      own.push({ at: now, packet })
-      if (own.length > this.options.maxEntries) own.shift()
-      return false
-    }
-    for (const arrival of other.splice(0)) this.check(arrival.packet, 1 - from, arrival.at)
-    for (const arrival of own.splice(0)) this.check(arrival.packet, from, arrival.at)
-    return this.check(packet, from, now)
-  }
-
-  private check (packet: IPublishPacket, from: number, now: number): boolean {
-    const key = `h${createHash('sha1').update(packet.topic).update('\0').update(packet.payload).digest('base64')}`
-    const entry = this.seen.get(key)
-    if (entry !== undefined && now - entry.at <= this.options.windowMs && entry.unmatched > 0) {
-      if (entry.from !== from) {
-        entry.unmatched-- // the other broker's copy of one we delivered
+    const key = digest(this.scratch, BY_CONTENT, packet.topic, packet.payload as Buffer)
+    const slot = this.seen.find(key)
+    if (slot !== -1 && now - this.seen.atOf(slot) <= this.options.windowMs && this.seen.unmatchedOf(slot) > 0) {
+      if (this.seen.fromOf(slot) !== from) {
+        this.seen.matched(slot) // the other broker's copy of one we delivered
         return true
       }
-      entry.unmatched++
-      entry.at = now
+      this.seen.repeated(slot, now)
       return false
     }
-    this.remember(key, { at: now, from, unmatched: 1 })
-    this.lastHashed[from] = now
+    this.seen.add(key, now, from)
     return false
-  }
-
-  private hashedRecently (from: number, now: number): boolean {
-    return now - this.lastHashed[from]! <= this.options.windowMs
-  }
-
-  private forget (arrivals: Arrival[], now: number): void {
-    let expired = 0
-    while (expired < arrivals.length && now - arrivals[expired]!.at > this.options.windowMs) expired++
-    if (expired > 0) arrivals.splice(0, expired)
-  }
-
-  private remember (key: string, entry: { at: number, from: number, unmatched: number }): void {
-    this.seen.delete(key)
-    this.seen.set(key, entry)
-    if (this.seen.size > this.options.maxEntries) this.seen.delete(this.seen.keys().next().value!)
   }
 }
 
-interface Arrival { at: number, packet: IPublishPacket }
+const BY_ID = 1
+const BY_CONTENT = 2
