@@ -18,6 +18,8 @@ export interface Forwarding {
   forwarded: (link: UpstreamLink, qos: Qos, sentAt: number) => void
 }
 
+const ALREADY_ACKNOWLEDGED: Acknowledge = () => {}
+
 /** One terminal publish on its way upstream; the terminal's ack waits in `acknowledge`. */
 export class OutgoingPublish implements UpstreamPublish {
   target: UpstreamLink | undefined
@@ -37,19 +39,18 @@ export class OutgoingPublish implements UpstreamPublish {
     readonly clientId: string,
     /** The tier's id of this message (see Deduplicator), or undefined when no upstream speaks MQTT 5. */
     readonly id: string | undefined,
-    readonly acknowledge: Acknowledge
+    private acknowledge: Acknowledge
   ) {}
 
   complete (error?: Error | null): void {
     if (this.acknowledged) return
-    if (error != null) {
-      this.parts = 0
-      this.acknowledged = true
-      this.acknowledge(error)
-    } else if (--this.parts === 0) {
-      this.acknowledged = true
-      this.acknowledge()
-    }
+    if (error == null && --this.parts > 0) return
+    this.parts = 0
+    this.acknowledged = true
+    const acknowledge = this.acknowledge
+    // Kept for the resend window after this: without the terminal's callback and what it holds.
+    this.acknowledge = ALREADY_ACKNOWLEDGED
+    acknowledge(error ?? undefined)
   }
 }
 
