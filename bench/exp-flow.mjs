@@ -1,5 +1,5 @@
 // Ad-hoc experiment: one flow at a fixed rate through the tier or direct.
-//   node bench/exp-flow.mjs <tier|direct> <qos> <rate> [measureMs] [--nodelay]
+//   [EXP_TIER_CONFIG=json] node bench/exp-flow.mjs <tier|direct> <qos> <rate> [measureMs] [--nodelay]
 import { runFlow, settings } from './cases.mjs'
 import { installCleanup, killAll } from './lib/procs.mjs'
 installCleanup()
@@ -7,7 +7,8 @@ const [mode, qos, rate, measureMs = '4000'] = process.argv.slice(2).filter((a) =
 settings.whatIfNoDelay = process.argv.includes('--nodelay')
 if (process.argv.includes('--profile')) settings.profileDir = '/tmp/prof-' + Date.now()
 const legs = process.argv.find((a) => a.startsWith('--legs='))?.slice(7) ?? 'both'
-const r = await runFlow(mode, { qos: Number(qos), rate: Number(rate), measureMs: Number(measureMs), latency: true, legs })
+const tierConfig = JSON.parse(process.env.EXP_TIER_CONFIG ?? '{}') // e.g. '{"health":{"resendWindowMs":0}}'
+const r = await runFlow(mode, { qos: Number(qos), rate: Number(rate), measureMs: Number(measureMs), latency: true, legs, tierConfig })
 console.log(JSON.stringify({ mode, legs, nodelay: settings.whatIfNoDelay, qos, rate, msgsPerSec: r.msgsPerSec, published: r.published, lat: r.latency }))
 killAll()
 process.exit(0)
