@@ -20,11 +20,15 @@ export interface DedupOptions {
  * one broker is never dropped: a sensor may well repeat a value.
  */
 export class Deduplicator {
-  private readonly seen: DigestRing
+  /** Made on the first delivery: most terminals only publish. */
+  private ring: DigestRing | undefined
   private readonly scratch: Digest = { key: 0, check: 0 }
 
-  constructor (private readonly options: DedupOptions) {
-    this.seen = new DigestRing(options.maxEntries)
+  constructor (private readonly options: DedupOptions) {}
+
+  private get seen (): DigestRing {
+    this.ring ??= new DigestRing(this.options.maxEntries)
+    return this.ring
   }
 
   isDuplicate (packet: IPublishPacket, from: 0 | 1): boolean {
