@@ -1,4 +1,5 @@
 import type { UpstreamLink, UpstreamPublish } from '../upstream/upstream-link.js'
+import { AckedWindow } from './acked-window.js'
 import type { Policy, Qos } from './policy.js'
 import type { Route } from './router.js'
 
@@ -30,7 +31,6 @@ export class OutgoingPublish implements UpstreamPublish {
   stored = false
   /** Already acknowledged to the terminal: sent again only because its broker crashed right after acking. */
   acknowledged = false
-  ackedBy: UpstreamLink | undefined
   constructor (
     readonly topic: string,
     readonly payload: Buffer,
@@ -48,7 +48,7 @@ export class OutgoingPublish implements UpstreamPublish {
     this.parts = 0
     this.acknowledged = true
     const acknowledge = this.acknowledge
-    // Kept for the resend window after this: without the terminal's callback and what it holds.
+    // Let go of the terminal's callback (and all it holds) once it has been called.
     this.acknowledge = ALREADY_ACKNOWLEDGED
     acknowledge(error ?? undefined)
   }
@@ -63,15 +63,17 @@ export class OutgoingPublish implements UpstreamPublish {
 export class Outbox {
   private readonly inflight = new Set<OutgoingPublish>()
   private waiting: OutgoingPublish[] = []
-  /** Live publishes acked in the last `resendWindowMs`, oldest first. */
-  private recent: OutgoingPublish[] = []
-  private recentHead = 0
+  /** Live publishes acked in the last `resendWindowMs`. */
+  private readonly acked: AckedWindow
+  private clientId = ''
 
   constructor (
     private readonly links: readonly UpstreamLink[],
     private readonly forwarding: Forwarding,
     private readonly resendWindowMs: number
-  ) {}
+  ) {
+    this.acked = new AckedWindow(resendWindowMs)
+  }
 
   get size (): number {
     return this.inflight.size + this.waiting.length
@@ -144,22 +146,16 @@ export class Outbox {
     if (message.target !== link) return
     this.inflight.delete(message)
     message.target = undefined
-    message.ackedBy = link
     this.forwarding.forwarded(link, message.qos, message.sentAt)
     message.sentAt = performance.now()
-    if (!message.stored) this.remember(message)
+    if (!message.stored) this.remember(message, link)
     message.complete()
   }
 
-  private remember (message: OutgoingPublish): void {
+  private remember (message: OutgoingPublish, link: UpstreamLink): void {
     if (this.resendWindowMs <= 0) return
-    this.recent.push(message)
-    const oldest = message.sentAt - this.resendWindowMs
-    while (this.recentHead < this.recent.length && this.recent[this.recentHead]!.sentAt < oldest) this.recentHead++
-    if (this.recentHead > 1024 && this.recentHead * 2 > this.recent.length) {
-      this.recent = this.recent.slice(this.recentHead)
-      this.recentHead = 0
-    }
+    this.clientId = message.clientId
+    this.acked.add(message, link.index, message.sentAt)
   }
 
   /**
@@ -168,19 +164,11 @@ export class Outbox {
    * before it writes to subscribers), so those are sent again (at least once).
    */
   private recentlyAckedBy (link: UpstreamLink): OutgoingPublish[] {
-    const oldest = performance.now() - this.resendWindowMs
-    const again: OutgoingPublish[] = []
-    for (let i = this.recentHead; i < this.recent.length; i++) {
-      const message = this.recent[i]!
-      if (message.ackedBy !== link || message.sentAt < oldest) continue
-      message.ackedBy = undefined
-      message.parts = 1
-      message.stored = false
-      again.push(message)
-    }
-    this.recent = []
-    this.recentHead = 0
-    return again
+    return this.acked.takeAckedBy(link.index, performance.now()).map(({ topic, payload, qos, retain, id }) => {
+      const again = new OutgoingPublish(topic, payload, qos, retain, this.clientId, id, ALREADY_ACKNOWLEDGED)
+      again.acknowledged = true // the terminal had its ack when the broker acked the first time
+      return again
+    })
   }
 
   /** A session came online, or the tier's mode changed: route again what waits. */
@@ -212,7 +200,6 @@ export class Outbox {
   clear (): void {
     this.inflight.clear()
     this.waiting = []
-    this.recent = []
-    this.recentHead = 0
+    this.acked.clear()
   }
 }

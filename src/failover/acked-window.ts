@@ -1,0 +1,133 @@
+import type { Qos } from './policy.js'
+
+/** What is kept of a live publish its broker acked: enough to send it again. */
+export interface AckedPublish {
+  topic: string
+  payload: Buffer
+  qos: Qos
+  retain: boolean
+  id: string | undefined
+}
+
+const NO_ID = -1
+
+/**
+ * One terminal's live publishes acked in the last `windowMs`, oldest first,
+ * for the resend window (see Outbox). They are kept as bytes in one buffer,
+ * their fields in typed arrays: kept as objects, every message outlived a few
+ * young-generation collections, doubled their pauses and was promoted. Both
+ * grow as needed (from nothing: a terminal that never publishes costs none)
+ * and are compacted as entries expire.
+ */
+export class AckedWindow {
+  private bytes = Buffer.alloc(0)
+  private bytesEnd = 0
+  private starts = new Int32Array(0)
+  private topicLengths = new Int32Array(0)
+  private payloadLengths = new Int32Array(0)
+  private idLengths = new Int32Array(0)
+  private links = new Uint8Array(0)
+  private qosRetain = new Uint8Array(0)
+  private ackedAt = new Float64Array(0)
+  private head = 0
+  private tail = 0
+
+  constructor (private readonly windowMs: number) {}
+
+  add (message: AckedPublish, link: number, at: number): void {
+    this.expire(at)
+    const room = message.topic.length * 3 + message.payload.length + (message.id?.length ?? 0) * 3
+    this.makeRoom(room)
+    const slot = this.tail++
+    const start = this.bytesEnd
+    const topicLength = this.bytes.write(message.topic, start)
+    message.payload.copy(this.bytes, start + topicLength)
+    let end = start + topicLength + message.payload.length
+    const idLength = message.id === undefined ? NO_ID : this.bytes.write(message.id, end)
+    if (idLength > 0) end += idLength
+    this.bytesEnd = end
+    this.starts[slot] = start
+    this.topicLengths[slot] = topicLength
+    this.payloadLengths[slot] = message.payload.length
+    this.idLengths[slot] = idLength
+    this.links[slot] = link
+    this.qosRetain[slot] = message.qos | (message.retain ? 4 : 0)
+    this.ackedAt[slot] = at
+  }
+
+  /** The publishes `link`'s broker acked since `now - windowMs`, in order; the window is emptied. */
+  takeAckedBy (link: number, now: number): AckedPublish[] {
+    this.expire(now)
+    const taken: AckedPublish[] = []
+    for (let slot = this.head; slot < this.tail; slot++) {
+      if (this.links[slot] === link) taken.push(this.read(slot))
+    }
+    this.clear()
+    return taken
+  }
+
+  clear (): void {
+    this.head = 0
+    this.tail = 0
+    this.bytesEnd = 0
+  }
+
+  private read (slot: number): AckedPublish {
+    const start = this.starts[slot]!
+    const topicEnd = start + this.topicLengths[slot]!
+    const payloadEnd = topicEnd + this.payloadLengths[slot]!
+    const idLength = this.idLengths[slot]!
+    const flags = this.qosRetain[slot]!
+    return {
+      topic: this.bytes.toString('utf8', start, topicEnd),
+      payload: Buffer.from(this.bytes.subarray(topicEnd, payloadEnd)),
+      qos: (flags & 3) as Qos,
+      retain: (flags & 4) !== 0,
+      id: idLength === NO_ID ? undefined : this.bytes.toString('utf8', payloadEnd, payloadEnd + idLength)
+    }
+  }
+
+  private expire (now: number): void {
+    const oldest = now - this.windowMs
+    while (this.head < this.tail && this.ackedAt[this.head]! < oldest) this.head++
+    if (this.head === this.tail) this.clear()
+  }
+
+  /** Room for one more entry and `bytes` more bytes: compacts first, grows if that is not enough. */
+  private makeRoom (bytes: number): void {
+    if (this.tail === this.starts.length || this.bytesEnd + bytes > this.bytes.length) this.compact()
+    if (this.tail === this.starts.length) this.growEntries(Math.max(16, this.starts.length * 2))
+    if (this.bytesEnd + bytes > this.bytes.length) {
+      const grown = Buffer.allocUnsafe(Math.max(4096, this.bytes.length * 2, this.bytesEnd + bytes))
+      this.bytes.copy(grown, 0, 0, this.bytesEnd)
+      this.bytes = grown
+    }
+  }
+
+  private compact (): void {
+    if (this.head === 0) return
+    const from = this.starts[this.head]!
+    this.bytes.copyWithin(0, from, this.bytesEnd)
+    this.bytesEnd -= from
+    for (const array of [this.starts, this.topicLengths, this.payloadLengths, this.idLengths, this.links, this.qosRetain, this.ackedAt]) {
+      array.copyWithin(0, this.head, this.tail)
+    }
+    this.tail -= this.head
+    this.head = 0
+    for (let slot = 0; slot < this.tail; slot++) this.starts[slot]! -= from
+  }
+
+  private growEntries (length: number): void {
+    const grow = <T extends Int32Array | Uint8Array | Float64Array>(old: T, made: T): T => {
+      made.set(old.subarray(0, this.tail))
+      return made
+    }
+    this.starts = grow(this.starts, new Int32Array(length))
+    this.topicLengths = grow(this.topicLengths, new Int32Array(length))
+    this.payloadLengths = grow(this.payloadLengths, new Int32Array(length))
+    this.idLengths = grow(this.idLengths, new Int32Array(length))
+    this.links = grow(this.links, new Uint8Array(length))
+    this.qosRetain = grow(this.qosRetain, new Uint8Array(length))
+    this.ackedAt = grow(this.ackedAt, new Float64Array(length))
+  }
+}
