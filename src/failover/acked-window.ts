@@ -10,6 +10,7 @@ export interface AckedPublish {
 }
 
 const NO_ID = -1
+const KEEP_BYTES = 64 * 1024
 
 /**
  * One terminal's live publishes acked in the last `windowMs`, oldest first,
@@ -70,6 +71,8 @@ export class AckedWindow {
     this.head = 0
     this.tail = 0
     this.bytesEnd = 0
+    // A burst of large messages does not stay allocated once nothing is left to keep.
+    if (this.bytes.length > KEEP_BYTES) this.bytes = Buffer.alloc(0)
   }
 
   private read (slot: number): AckedPublish {
