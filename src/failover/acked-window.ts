@@ -10,26 +10,29 @@ export interface AckedPublish {
 }
 
 const NO_ID = -1
-const KEEP_BYTES = 64 * 1024
+// Zero-length, so never written: shared by every empty window.
+const NO_BYTES = Buffer.alloc(0)
+const NO_INTS = new Int32Array(0)
+const NO_TIMES = new Float64Array(0)
 
 /**
  * One terminal's live publishes acked in the last `windowMs`, oldest first,
  * for the resend window (see Outbox). They are kept as bytes in one buffer,
  * their fields in typed arrays: kept as objects, every message outlived a few
  * young-generation collections, doubled their pauses and was promoted. Both
- * grow as needed (from nothing: a terminal that never publishes costs none)
- * and are compacted as entries expire.
+ * grow as needed, are compacted as entries expire, and are let go when the
+ * window is empty.
  */
 export class AckedWindow {
-  private bytes = Buffer.alloc(0)
+  private bytes = NO_BYTES
   private bytesEnd = 0
-  private starts = new Int32Array(0)
-  private topicLengths = new Int32Array(0)
-  private payloadLengths = new Int32Array(0)
-  private idLengths = new Int32Array(0)
-  private links = new Uint8Array(0)
-  private qosRetain = new Uint8Array(0)
-  private ackedAt = new Float64Array(0)
+  private starts = NO_INTS
+  private topicLengths = NO_INTS
+  private payloadLengths = NO_INTS
+  private idLengths = NO_INTS
+  private links: Uint8Array = NO_BYTES
+  private qosRetain: Uint8Array = NO_BYTES
+  private ackedAt = NO_TIMES
   private head = 0
   private tail = 0
 
@@ -67,12 +70,15 @@ export class AckedWindow {
     return taken
   }
 
+  /** Empty again: the storage goes too (a terminal that publishes now and then holds none in between). */
   clear (): void {
     this.head = 0
     this.tail = 0
     this.bytesEnd = 0
-    // A burst of large messages does not stay allocated once nothing is left to keep.
-    if (this.bytes.length > KEEP_BYTES) this.bytes = Buffer.alloc(0)
+    this.bytes = NO_BYTES
+    this.starts = this.topicLengths = this.payloadLengths = this.idLengths = NO_INTS
+    this.links = this.qosRetain = NO_BYTES
+    this.ackedAt = NO_TIMES
   }
 
   private read (slot: number): AckedPublish {

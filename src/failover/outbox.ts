@@ -63,17 +63,15 @@ export class OutgoingPublish implements UpstreamPublish {
 export class Outbox {
   private readonly inflight = new Set<OutgoingPublish>()
   private waiting: OutgoingPublish[] = []
-  /** Live publishes acked in the last `resendWindowMs`. */
-  private readonly acked: AckedWindow
+  /** Live publishes acked in the last `resendWindowMs`; made on the first, so a terminal that only subscribes pays nothing. */
+  private acked: AckedWindow | undefined
   private clientId = ''
 
   constructor (
     private readonly links: readonly UpstreamLink[],
     private readonly forwarding: Forwarding,
     private readonly resendWindowMs: number
-  ) {
-    this.acked = new AckedWindow(resendWindowMs)
-  }
+  ) {}
 
   get size (): number {
     return this.inflight.size + this.waiting.length
@@ -155,6 +153,7 @@ export class Outbox {
   private remember (message: OutgoingPublish, link: UpstreamLink): void {
     if (this.resendWindowMs <= 0) return
     this.clientId = message.clientId
+    this.acked ??= new AckedWindow(this.resendWindowMs)
     this.acked.add(message, link.index, message.sentAt)
   }
 
@@ -164,7 +163,7 @@ export class Outbox {
    * before it writes to subscribers), so those are sent again (at least once).
    */
   private recentlyAckedBy (link: UpstreamLink): OutgoingPublish[] {
-    return this.acked.takeAckedBy(link.index, performance.now()).map(({ topic, payload, qos, retain, id }) => {
+    return (this.acked?.takeAckedBy(link.index, performance.now()) ?? []).map(({ topic, payload, qos, retain, id }) => {
       const again = new OutgoingPublish(topic, payload, qos, retain, this.clientId, id, ALREADY_ACKNOWLEDGED)
       again.acknowledged = true // the terminal had its ack when the broker acked the first time
       return again
@@ -200,6 +199,6 @@ export class Outbox {
   clear (): void {
     this.inflight.clear()
     this.waiting = []
-    this.acked.clear()
+    this.acked = undefined
   }
 }
