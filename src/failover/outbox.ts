@@ -19,6 +19,7 @@ export interface Forwarding {
   forwarded: (link: UpstreamLink, qos: Qos, sentAt: number) => void
 }
 
+/** For a publish sent again after its broker was lost: the terminal had its ack already. */
 const ALREADY_ACKNOWLEDGED: Acknowledge = () => {}
 
 /** One terminal publish on its way upstream; the terminal's ack waits in `acknowledge`. */
@@ -39,7 +40,7 @@ export class OutgoingPublish implements UpstreamPublish {
     readonly clientId: string,
     /** The tier's id of this message (see Deduplicator), or undefined when no upstream speaks MQTT 5. */
     readonly id: string | undefined,
-    private acknowledge: Acknowledge
+    private readonly acknowledge: Acknowledge
   ) {}
 
   complete (error?: Error | null): void {
@@ -47,10 +48,7 @@ export class OutgoingPublish implements UpstreamPublish {
     if (error == null && --this.parts > 0) return
     this.parts = 0
     this.acknowledged = true
-    const acknowledge = this.acknowledge
-    // Let go of the terminal's callback (and all it holds) once it has been called.
-    this.acknowledge = ALREADY_ACKNOWLEDGED
-    acknowledge(error ?? undefined)
+    this.acknowledge(error ?? undefined)
   }
 }
 
