@@ -28,13 +28,7 @@ t.test('PINGREQ from the terminal reaches both brokers', async (t) => {
 })
 
 t.test('a dropped terminal\'s will is published once, by Broker1 only', async (t) => {
-  const b1 = await startAedes(t)
-  const b2 = await startAedes(t)
-  const { url } = await startTier(t, b1.url, b2.url)
-  const watcher = await connectClient(t, url, { clientId: 'watcher' })
-  const box = inbox(watcher)
-  await watcher.subscribeAsync({ 'will/#': { qos: 1 }, 'ctrl/#': { qos: 1 } })
-  const at = [await record(t, b1.url, '#'), await record(t, b2.url, '#')]
+  const { b1, b2, url, box, at } = await willScene(t)
   const mortal = await connectClient(t, url, { clientId: 'mortal', will: WILL })
   mortal.stream.destroy()
   t.equal((await box.waitForTopic('will/mortal')).payload, 'gone', 'the watcher gets the will')
@@ -88,13 +82,7 @@ t.test('takeover: the first terminal is closed and each broker keeps one session
 })
 
 t.test('takeover of a terminal with a will: the old will is published once, by Broker1', async (t) => {
-  const b1 = await startAedes(t)
-  const b2 = await startAedes(t)
-  const { url } = await startTier(t, b1.url, b2.url)
-  const watcher = await connectClient(t, url, { clientId: 'watcher' })
-  const box = inbox(watcher)
-  await watcher.subscribeAsync({ 'will/#': { qos: 1 }, 'ctrl/#': { qos: 1 } })
-  const at = [await record(t, b1.url, '#'), await record(t, b2.url, '#')]
+  const { b1, b2, url, box, at } = await willScene(t)
   const first = await connectClient(t, url, { clientId: 'mortal', will: WILL })
   const firstClosed = nextEvent(first, 'close')
   await connectClient(t, url, { clientId: 'mortal' })
@@ -196,6 +184,18 @@ t.test('a broker that was slow at CONNECT gets the terminal\'s session once it a
   await Promise.all([untilBroker(b2, () => holding(b2, 'patient') === 1, 'session opened at Broker2 after the slow attempt'), subscribed])
   t.equal(holding(b2, 'patient'), 1, 'Broker2 has the session and the subscription')
 })
+
+/** Two Aedes brokers and the tier; a terminal watching for wills, and a recorder at each broker. */
+async function willScene (t: Test): Promise<{ b1: AedesBroker, b2: AedesBroker, url: string, box: ReturnType<typeof inbox>, at: Recorder[] }> {
+  const b1 = await startAedes(t)
+  const b2 = await startAedes(t)
+  const { url } = await startTier(t, b1.url, b2.url)
+  const watcher = await connectClient(t, url, { clientId: 'watcher' })
+  const box = inbox(watcher)
+  await watcher.subscribeAsync({ 'will/#': { qos: 1 }, 'ctrl/#': { qos: 1 } })
+  const at = [await record(t, b1.url, '#'), await record(t, b2.url, '#')]
+  return { b1, b2, url, box, at }
+}
 
 /**
  * Control messages published at both brokers after the drop: once they arrived, anything either
