@@ -14,7 +14,7 @@ import { createWebSocketStream, WebSocketServer } from 'ws'
 import { brokerSchema, healthSchema } from '../src/config/schema.js'
 import { BrokerEndpoint } from '../src/upstream/broker-endpoint.js'
 import { type ConnectionOwner, UpstreamConnection } from '../src/upstream/connection.js'
-import { holding, nextEvent, pingedAt } from './support/observe.js'
+import { holding, nextEvent, pingedAt, settlesWithin, within } from './support/observe.js'
 import { startAedes } from './support/aedes-broker.js'
 import { connectClient } from './support/client.js'
 import { startMosquitto } from './support/mosquitto.js'
@@ -24,24 +24,6 @@ import { publishStream } from './support/stream.js'
 import { startTier } from './support/tier.js'
 
 const upTo = (count: number): number[] => Array.from({ length: count }, (_, i) => i)
-
-/** Resolves with what `promise` resolves to, or rejects once `ms` passed; leaves no timer behind. */
-async function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)
-  })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-/** True if `promise` settles within `ms`, false if not: for checking that something does NOT happen. */
-async function settlesWithin (promise: Promise<unknown>, ms: number): Promise<boolean> {
-  return within(promise.then(() => true, () => true), ms, '').catch(() => false)
-}
 
 t.test('QoS 2 from a terminal reaches Broker1 exactly once, as QoS 2', async (t) => {
   const b1 = await startMosquitto(t)

@@ -88,6 +88,24 @@ export async function stillHolds (holds: () => boolean, ms: number, what: string
   if (!holds()) throw new Error(`${what}: stopped holding`)
 }
 
+/** Resolves with what `promise` resolves to, or rejects once `ms` passed; leaves no timer behind. */
+export async function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** True if `promise` settles within `ms`, false if not: for checking that something does NOT happen. */
+export async function settlesWithin (promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return within(promise.then(() => true, () => true), ms, '').catch(() => false)
+}
+
 export interface Seen { topic: string, payload: string }
 
 export interface Inbox {
