@@ -98,7 +98,7 @@ export class UpstreamConnection implements KeepaliveTarget {
 
   /** Sends CONNECT; settles on CONNACK, or when the connection fails or `health.connectTimeoutMs` passes. */
   open (): Promise<ConnectOutcome> {
-    this.write(generate(this.connectPacket, this.writeOptions))
+    this.writer.write(generate(this.connectPacket, this.writeOptions))
     this.connectTimer = setTimeout(() => this.fail('no CONNACK in time'), this.endpoint.health.connectTimeoutMs)
     return new Promise((resolve) => { this.opened = resolve })
   }
@@ -115,7 +115,7 @@ export class UpstreamConnection implements KeepaliveTarget {
     }
     const messageId = this.packetId()
     this.sent.set(messageId, message)
-    this.write(generate(this.publishPacket(message, messageId), this.writeOptions))
+    this.writer.write(generate(this.publishPacket(message, messageId), this.writeOptions))
   }
 
   private publishPacket (message: UpstreamPublish, messageId: number): IPublishPacket {
@@ -139,17 +139,17 @@ export class UpstreamConnection implements KeepaliveTarget {
       }
       this.requests ??= new Map()
       this.requests.set(messageId, answer)
-      this.write(generate({ cmd: 'subscribe', messageId, subscriptions: subscriptions.slice() }, this.writeOptions))
+      this.writer.write(generate({ cmd: 'subscribe', messageId, subscriptions: subscriptions.slice() }, this.writeOptions))
     })
   }
 
   unsubscribe (topics: string[]): void {
-    this.write(generate({ cmd: 'unsubscribe', messageId: this.packetId(), unsubscriptions: topics }, this.writeOptions))
+    this.writer.write(generate({ cmd: 'unsubscribe', messageId: this.packetId(), unsubscriptions: topics }, this.writeOptions))
   }
 
   sendPing (): void {
     this.pingSentAt ||= performance.now()
-    this.write(PINGREQ)
+    this.writer.write(PINGREQ)
   }
 
   /** The terminal has the message (or, with an error, cannot take it: no ack, the broker keeps it). */
@@ -159,7 +159,7 @@ export class UpstreamConnection implements KeepaliveTarget {
     if (this.socket.isPaused() && this.deliveries < this.window.messages && this.deliveryBytes < this.window.bytes) this.socket.resume()
     if (error != null || packet.qos === 0) return
     // [MQTT-4.3.2-2] PUBACK; [MQTT-4.3.3-2] PUBREC, the PUBREL that follows is answered in onPacket
-    this.write(generate({ cmd: packet.qos === 1 ? 'puback' : 'pubrec', messageId: packet.messageId! }, this.writeOptions))
+    this.writer.write(generate({ cmd: packet.qos === 1 ? 'puback' : 'pubrec', messageId: packet.messageId! }, this.writeOptions))
   }
 
   /**
@@ -198,10 +198,6 @@ export class UpstreamConnection implements KeepaliveTarget {
     return this.writer.lastWriteAt
   }
 
-  private write (buffer: Buffer): void {
-    this.writer.write(buffer)
-  }
-
   private packetId (): number {
     do this.nextPacketId = (this.nextPacketId % 65535) + 1 // [MQTT-2.3.1-1] non-zero, unused
     while (this.sent.has(this.nextPacketId) || this.requests?.has(this.nextPacketId) === true)
@@ -217,11 +213,11 @@ export class UpstreamConnection implements KeepaliveTarget {
       case 'pubcomp': return this.acked(packet.messageId!, packet.reasonCode)
       case 'pubrec':
         if ((packet.reasonCode ?? 0) >= REFUSED) return this.acked(packet.messageId!, packet.reasonCode) // [MQTT-4.3.3-4] exchange over
-        this.write(generate({ cmd: 'pubrel', messageId: packet.messageId! }, this.writeOptions))
+        this.writer.write(generate({ cmd: 'pubrel', messageId: packet.messageId! }, this.writeOptions))
         return
       case 'pubrel':
         this.incomingQos2?.delete(packet.messageId!)
-        this.write(generate({ cmd: 'pubcomp', messageId: packet.messageId! }, this.writeOptions))
+        this.writer.write(generate({ cmd: 'pubcomp', messageId: packet.messageId! }, this.writeOptions))
         return
       case 'suback': return this.requests?.get(packet.messageId!)?.(packet)
       case 'pingresp':
@@ -251,7 +247,7 @@ export class UpstreamConnection implements KeepaliveTarget {
       // A resent QoS 2 message the terminal already has: only its PUBREC is due again [MQTT-4.3.3-2].
       this.incomingQos2 ??= new Set()
       if (this.incomingQos2.has(packet.messageId!)) {
-        this.write(generate({ cmd: 'pubrec', messageId: packet.messageId! }, this.writeOptions))
+        this.writer.write(generate({ cmd: 'pubrec', messageId: packet.messageId! }, this.writeOptions))
         return
       }
       this.incomingQos2.add(packet.messageId!)
