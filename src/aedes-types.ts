@@ -52,3 +52,73 @@ export function sentDisconnect (client: Client): boolean {
 export function watchDrain (client: Client, drained: () => void): void {
   (client as unknown as ClientInternals).waitForDrain(drained)
 }
+
+/** The PUBACK, PUBREC and PUBCOMP a terminal sends; `take` returns true for those it answers itself. */
+export type TerminalAck = { cmd: 'puback' | 'pubrec' | 'pubcomp', messageId: number }
+
+interface ParserInternals {
+  listeners: (event: 'packet') => Array<(this: unknown, packet: { cmd: string, messageId?: number }) => void>
+  removeListener: (event: 'packet', listener: (...args: any[]) => void) => void
+  on: (event: 'packet', listener: (this: unknown, packet: { cmd: string, messageId?: number }) => void) => void
+}
+
+interface KeepaliveInternals {
+  _parser: ParserInternals
+  _keepaliveInterval: number
+  _keepaliveTimer: NodeJS.Timeout | null
+}
+
+/**
+ * The terminal's acks of deliveries the tier wrote itself go upstream, not to
+ * Aedes (which knows no such message, and would answer a PUBREC with a PUBREL
+ * of its own). Aedes' parser hands every packet to one listener (client.js
+ * `enqueue`); ours sits in its place and passes on what it does not take.
+ * A taken packet still counts as a sign of life [MQTT-3.1.2-24].
+ */
+export function interceptTerminalAcks (client: Client, take: (ack: TerminalAck) => boolean): void {
+  const internals = client as unknown as KeepaliveInternals
+  const parser = internals._parser
+  const [enqueue] = parser.listeners('packet')
+  if (enqueue === undefined) return
+  parser.removeListener('packet', enqueue)
+  parser.on('packet', function routeTerminalPacket (this: unknown, packet) {
+    const { cmd } = packet
+    if ((cmd === 'puback' || cmd === 'pubrec' || cmd === 'pubcomp') && take(packet as TerminalAck)) {
+      if (internals._keepaliveInterval > 0) internals._keepaliveTimer?.refresh()
+      return
+    }
+    enqueue.call(this, packet)
+  })
+}
+
+const CONNACK_FLAGS_OFFSET = 2 // [MQTT-3.2.2-1]: byte 1 of the variable header, after the fixed header's 2 bytes
+const SESSION_PRESENT = 0x01
+
+/**
+ * Aedes derives session present from its own persistence, which holds no
+ * terminal session: the brokers do. The CONNACK Aedes writes next gets the bit
+ * they reported [MQTT-3.2.2-2]. mqtt-packet writes a CONNACK in pieces (header,
+ * length, flags, return code), so the bytes are counted, not the calls.
+ */
+export function reportSessionPresent (client: Client): void {
+  const conn = client.conn as unknown as { write: (chunk: unknown, ...rest: unknown[]) => boolean }
+  const hadOwnWrite = Object.hasOwn(conn, 'write')
+  const ownWrite = conn.write
+  let seen = 0
+  conn.write = function writeConnack (this: unknown, chunk: unknown, ...rest: unknown[]): boolean {
+    let bytes = chunk
+    if (Buffer.isBuffer(chunk)) {
+      const start = seen
+      seen += chunk.length
+      if (start <= CONNACK_FLAGS_OFFSET && seen > CONNACK_FLAGS_OFFSET) {
+        bytes = Buffer.from(chunk) // the flags piece is a buffer mqtt-packet shares between connections
+        ;(bytes as Buffer)[CONNACK_FLAGS_OFFSET - start] |= SESSION_PRESENT
+      }
+      if (seen >= 4) {
+        if (hadOwnWrite) conn.write = ownWrite
+        else delete (conn as Partial<typeof conn>).write
+      }
+    }
+    return ownWrite.call(this, bytes, ...rest)
+  }
+}

@@ -19,6 +19,8 @@ import { BrokerHealth } from './upstream/broker-health.js'
 import { MessageIds } from './upstream/message-ids.js'
 import { LevelPendingStore } from './store/index.js'
 import type { TerminalSession } from './upstream/terminal-session.js'
+import type { ForwardFilter } from './upstream/delivery-relay.js'
+import type { IPublishPacket } from 'mqtt-packet'
 import type { TerminalIdentity } from './upstream/upstream-link.js'
 
 /** Topics under this prefix are the tier's own status topics: served locally, never mirrored upstream. */
@@ -236,12 +238,14 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
   }
 
   /**
-   * QoS 0 deliveries to clean terminals may skip Aedes while the instance
-   * forwards everything (Aedes' own default `authorizeForward`, known by name:
-   * Aedes exports no reference to it); a user's hook keeps Aedes' path.
+   * The instance's own `authorizeForward`, which sees every delivery to a
+   * terminal as it would on Aedes' own path; undefined for Aedes' default,
+   * which forwards everything (known by name: Aedes exports no reference to it).
    */
-  get qos0Direct (): boolean {
-    return hooksOf(this.aedes).authorizeForward.name === 'defaultAuthorizeForward'
+  get forwardFilter (): ForwardFilter | undefined {
+    const hooks = hooksOf(this.aedes)
+    if (hooks.authorizeForward.name === 'defaultAuthorizeForward') return undefined
+    return (client, packet) => hooks.authorizeForward.call(this.aedes, client, packet as unknown as PublishPacket) as unknown as IPublishPacket | null | undefined
   }
 
   get isClosing (): boolean {

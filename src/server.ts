@@ -1,15 +1,12 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Aedes } from 'aedes'
-import persistenceLevel from 'aedes-persistence-level'
-import { Level } from 'level'
 import { ConfigError } from './config/errors.js'
 import { formatIssues } from './config/problems.js'
 import { type AccessTierConfig, type ResolvedServerConfig, serverSchema } from './config/schema.js'
 import { startEmbeddedBrokers, type EmbeddedBrokers } from './embedded-brokers.js'
 import { type Address, type Listener, type ListenOptions, listenTcp, listenWs } from './listeners.js'
 import { type Logger, silentLogger } from './logger.js'
-import { cleanSessionsInMemory } from './persistence.js'
 import { type DualBroker, dualBroker } from './plugin.js'
 import { statusServer } from '../plugins/status/index.js'
 import { sysTopicsPlugin } from '../plugins/sys-topics.js'
@@ -69,12 +66,11 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
     const broker2 = resolved.broker2 ?? { ...brokerDefaults, url: embedded!.urls[1] }
 
     mkdirSync(resolved.data, { recursive: true })
-    const persistence = cleanSessionsInMemory(persistenceLevel(new Level(join(resolved.data, 'aedes'))))
-    const aedes = await Aedes.createBroker({ persistence, drainTimeout: resolved.limits.drainTimeoutMs })
-    cleanup.push(async () => {
-      await new Promise<void>((resolve) => aedes.close(() => resolve()))
-      await persistence.destroy()
-    })
+    // Aedes' default in-memory persistence: the brokers hold every terminal's session (README
+    // "What a persistent terminal can rely on"); Aedes keeps only the tier's own retained
+    // $SYS/dual-broker/ topics and, per connection, the QoS 2 exchanges it is holding.
+    const aedes = await Aedes.createBroker({ drainTimeout: resolved.limits.drainTimeoutMs })
+    cleanup.push(() => new Promise<void>((resolve) => aedes.close(() => resolve())))
     const { listen, http, data: _data, logLevel: _logLevel, limits, ...pluginOptions } = resolved
     const store = { ...pluginOptions.store, path: pluginOptions.store?.path ?? join(resolved.data, 'pending') }
     const started = await dualBroker(aedes, { ...pluginOptions, limits: { maxInflight: limits.maxInflight }, store, broker1, broker2, logger })

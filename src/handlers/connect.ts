@@ -2,21 +2,26 @@
  * CONNECT, step 1 of the method: the terminal's connection is opened at
  * Broker1 and Broker2 before it gets its CONNACK.
  */
-import type { AuthenticateHook, Client, ConnectPacket, PreConnectHook } from '../aedes-types.js'
+import { type AuthenticateHook, type Client, type ConnectPacket, interceptTerminalAcks, type PreConnectHook, reportSessionPresent } from '../aedes-types.js'
 import type { DualBroker } from '../plugin.js'
 import type { ConnectOutcome, TerminalIdentity } from '../upstream/upstream-link.js'
 import { TerminalSession } from '../upstream/terminal-session.js'
 
-const SERVER_UNAVAILABLE = 3 // [MQTT-3.2.2-3] return code 3: the service is unavailable
+const IDENTIFIER_REJECTED = 2 // MQTT 3.1.1 §3.2.2.3, return code 2
+const SERVER_UNAVAILABLE = 3 // MQTT 3.1.1 §3.2.2.3, return code 3: the service is unavailable
 
 /**
- * Takes the will out of the CONNECT before Aedes stores it: the brokers hold
- * the terminal's will, so that exactly one will is ever published.
+ * The brokers hold the terminal's session, its will included (so that exactly
+ * one will is ever published): Aedes gets a CONNECT without a will and with
+ * clean session set, so that it keeps, restores and re-authorizes nothing of
+ * the terminal's between connections. The terminal's own flags go upstream.
  */
 export function preConnect (tier: DualBroker): PreConnectHook {
   return (client, packet, callback) => {
     tier.connectPackets.set(client, identityOf(packet))
     delete packet.will
+    packet.clean = true
+    interceptTerminalAcks(client, (ack) => tier.sessions.get(client)?.acked(ack) === true)
     callback(null, true)
   }
 }
@@ -40,8 +45,10 @@ export function authenticate (tier: DualBroker): AuthenticateHook {
     const identity = tier.connectPackets.get(client)
     if (identity === undefined) return done(refusal(SERVER_UNAVAILABLE), false)
     tier.connectPackets.delete(client)
+    // [MQTT-3.1.3-8]: a persistent session needs an id to be found by (Aedes would invent one).
+    if (identity.clientId === '' && !identity.clean) return done(refusal(IDENTIFIER_REJECTED), false)
     // Aedes assigns an id to a clean client that sent none; the brokers must see the same one.
-    const session = new TerminalSession(client, { ...identity, clientId: client.id }, tier.healths, tier.failover, tier.options.dedup, tier.options.limits.maxInflight, tier.qos0Direct)
+    const session = new TerminalSession(client, { ...identity, clientId: client.id }, tier.healths, tier.failover, tier.options.dedup, tier.options.limits.maxInflight, tier.forwardFilter)
     let previous: TerminalSession | undefined
     tier.prepareTakeover(client.id).then((yielded) => {
       previous = yielded
@@ -55,6 +62,8 @@ export function authenticate (tier: DualBroker): AuthenticateHook {
         return done(returnCode === 0 ? null : refusal(returnCode), false)
       }
       tier.register(session)
+      // [MQTT-3.2.2-2]: present if a broker kept the session (both do, unless one lost it)
+      if (outcomes.some((outcome) => outcome.kind === 'accepted' && outcome.sessionPresent)) reportSessionPresent(client)
       done(null, true)
     }, (error: Error) => {
       session.close(true)

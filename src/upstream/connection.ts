@@ -27,15 +27,14 @@ export type ConnectOutcome =
 /** The granted QoS per topic filter; 128 = refused. */
 export interface Grant { topic: string, qos: number }
 
-/** How many deliveries, and how many payload bytes, may await `delivered` before the broker waits. */
-export interface DeliveryWindow { messages: number, bytes: number }
-
 /** Who hears what happens on a connection: the terminal's session. */
 export interface ConnectionOwner {
   /** QoS 1/2: the broker acked (or refused, MQTT 5) the message. QoS 0: written, or lost with the connection. */
   published: (message: UpstreamPublish) => void
-  /** A message for the terminal; answer with `connection.delivered(packet)`. */
+  /** A message for the terminal; its QoS 1/2 ack is sent with `acknowledge` once the terminal acked. */
   deliver: (packet: IPublishPacket, connection: UpstreamConnection) => void
+  /** The broker's PUBREL of a QoS 2 delivery: its PUBCOMP waits for the terminal's. */
+  released: (messageId: number, connection: UpstreamConnection) => void
   /** Closed; `wasOnline` unless it never got its CONNACK or was closed by `close`. */
   closed: (connection: UpstreamConnection, wasOnline: boolean) => void
 }
@@ -48,12 +47,14 @@ const REFUSED = 0x80 // SUBACK failure [MQTT-3.9.3]; MQTT 5 reason codes ≥ 0x8
  * One MQTT client connection to one broker, on `mqtt-packet` over a socket:
  * a terminal needs two of these, so each is kept to what the tier uses (no
  * reconnects, no offline queue, no per-connection timers: keepalives share one
- * wheel). Publishes from the broker are handed on as they are parsed, up to
- * a `DeliveryWindow` of unanswered ones, then the socket is paused: a terminal that
- * does not read slows only its own connections.
+ * wheel). Publishes from the broker are handed on as they are parsed and
+ * acknowledged when the terminal acknowledged them, so the broker's own
+ * in-flight window paces them, as for a terminal connected to it directly.
  */
 export class UpstreamConnection implements KeepaliveTarget {
   online = false
+  /** What the broker's CONNACK said: it kept the session, and resends what the terminal had not acked [MQTT-4.4.0-1]. */
+  sessionPresent = false
   lastReadAt = performance.now()
   pingSentAt = 0
   private readonly socket: Duplex
@@ -68,17 +69,13 @@ export class UpstreamConnection implements KeepaliveTarget {
   /** QoS 1/2 publishes awaiting their ack, by packet identifier. */
   private readonly sent = new Map<number, UpstreamPublish>()
   private held: UpstreamPublish[] = []
-  /** SUBACKs awaited, by packet identifier; made on first use, like `incomingQos2` (most terminals need neither). */
+  /** SUBACKs awaited, by packet identifier; made on first use (most terminals only publish). */
   private requests: Map<number, (packet: ISubackPacket | undefined) => void> | undefined
-  private incomingQos2: Set<number> | undefined
-  private deliveries = 0
-  private deliveryBytes = 0
 
   constructor (
     private readonly owner: ConnectionOwner,
     readonly endpoint: BrokerEndpoint,
-    private readonly connectPacket: IConnectPacket,
-    private readonly window: DeliveryWindow
+    private readonly connectPacket: IConnectPacket
   ) {
     const { protocolVersion } = endpoint.options
     this.writeOptions = { protocolVersion }
@@ -152,14 +149,21 @@ export class UpstreamConnection implements KeepaliveTarget {
     this.writer.write(PINGREQ)
   }
 
-  /** The terminal has the message (or, with an error, cannot take it: no ack, the broker keeps it). */
-  delivered (packet: IPublishPacket, error?: Error | null): void {
-    this.deliveries--
-    this.deliveryBytes -= packet.payload.length
-    if (this.socket.isPaused() && this.deliveries < this.window.messages && this.deliveryBytes < this.window.bytes) this.socket.resume()
-    if (error != null || packet.qos === 0) return
-    // [MQTT-4.3.2-2] PUBACK; [MQTT-4.3.3-2] PUBREC, the PUBREL that follows is answered in onPacket
-    this.writer.write(generate({ cmd: packet.qos === 1 ? 'puback' : 'pubrec', messageId: packet.messageId! }, this.writeOptions))
+  /**
+   * The terminal acknowledged a delivery: PUBACK [MQTT-4.3.2-2], or for QoS 2
+   * PUBREC and, after the broker's PUBREL, PUBCOMP [MQTT-4.3.3-2].
+   */
+  acknowledge (cmd: 'puback' | 'pubrec' | 'pubcomp', messageId: number): void {
+    if (this.online) this.writer.write(generate({ cmd, messageId }, this.writeOptions))
+  }
+
+  /** The terminal's socket is full: read no more deliveries until it drained. */
+  holdDeliveries (): void {
+    this.socket.pause()
+  }
+
+  resumeDeliveries (): void {
+    this.socket.resume()
   }
 
   /**
@@ -208,17 +212,14 @@ export class UpstreamConnection implements KeepaliveTarget {
     this.lastReadAt = performance.now()
     switch (packet.cmd) {
       case 'connack': return this.onConnack(packet)
-      case 'publish': return this.onPublish(packet)
+      case 'publish': return this.owner.deliver(packet, this)
       case 'puback':
       case 'pubcomp': return this.acked(packet.messageId!, packet.reasonCode)
       case 'pubrec':
         if ((packet.reasonCode ?? 0) >= REFUSED) return this.acked(packet.messageId!, packet.reasonCode) // [MQTT-4.3.3-4] exchange over
         this.writer.write(generate({ cmd: 'pubrel', messageId: packet.messageId! }, this.writeOptions))
         return
-      case 'pubrel':
-        this.incomingQos2?.delete(packet.messageId!)
-        this.writer.write(generate({ cmd: 'pubcomp', messageId: packet.messageId! }, this.writeOptions))
-        return
+      case 'pubrel': return this.owner.released(packet.messageId!, this)
       case 'suback': return this.requests?.get(packet.messageId!)?.(packet)
       case 'pingresp':
         this.pingSentAt = 0
@@ -237,24 +238,10 @@ export class UpstreamConnection implements KeepaliveTarget {
       return
     }
     this.online = true
+    this.sessionPresent = packet.sessionPresent
     this.receiveMaximum = packet.properties?.receiveMaximum ?? 65535
     keepalives.add(this)
     this.settleOpen({ kind: 'accepted', sessionPresent: packet.sessionPresent })
-  }
-
-  private onPublish (packet: IPublishPacket): void {
-    if (packet.qos === 2) {
-      // A resent QoS 2 message the terminal already has: only its PUBREC is due again [MQTT-4.3.3-2].
-      this.incomingQos2 ??= new Set()
-      if (this.incomingQos2.has(packet.messageId!)) {
-        this.writer.write(generate({ cmd: 'pubrec', messageId: packet.messageId! }, this.writeOptions))
-        return
-      }
-      this.incomingQos2.add(packet.messageId!)
-    }
-    this.deliveryBytes += packet.payload.length
-    if (++this.deliveries >= this.window.messages || this.deliveryBytes >= this.window.bytes) this.socket.pause()
-    this.owner.deliver(packet, this)
   }
 
   /**

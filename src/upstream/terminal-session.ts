@@ -1,16 +1,14 @@
-import { generate, type IPublishPacket } from 'mqtt-packet'
-import { type Client, watchDrain } from '../aedes-types.js'
+import type { IPublishPacket } from 'mqtt-packet'
+import type { Client, TerminalAck } from '../aedes-types.js'
 import { type Forwarding, type OutgoingPublish, Outbox } from '../failover/outbox.js'
 import { InboundFlow } from '../limits/inbound-flow.js'
-import { corkForTurn } from './packet-writer.js'
 import type { UpstreamConnection } from './connection.js'
 import { type DedupOptions, Deduplicator } from './dedup.js'
+import { DeliveryRelay, type ForwardFilter, type RelayLinks } from './delivery-relay.js'
 import type { BrokerHealth } from './broker-health.js'
 import { type ConnectOutcome, type LinkOwner, type Qos, type TerminalIdentity, UpstreamLink, type UpstreamPublish } from './upstream-link.js'
 
 export type { Qos }
-
-const TERMINAL_GONE = new Error('terminal gone')
 
 /**
  * One terminal's pair of upstream sessions (Broker1, Broker2), what it
@@ -18,7 +16,7 @@ const TERMINAL_GONE = new Error('terminal gone')
  * the terminal: a session lost while its broker is up is re-opened, and a
  * re-opened session gets the terminal's subscriptions again.
  */
-export class TerminalSession implements LinkOwner {
+export class TerminalSession implements LinkOwner, RelayLinks {
   readonly links: readonly [UpstreamLink, UpstreamLink]
   readonly subscriptions = new Map<string, Qos>()
   readonly outbox: Outbox
@@ -29,17 +27,7 @@ export class TerminalSession implements LinkOwner {
   private yielding = false
   private closed = false
   private readonly retryTimers = new Set<NodeJS.Timeout>()
-  private readonly dedup: Deduplicator
-  /** Deliveries to a clean terminal handed to Aedes, not yet written to its socket: Aedes calls back in order. */
-  private readonly unwritten: Array<{ packet: IPublishPacket, connection: UpstreamConnection }> = []
-  /** Deliveries that came before the terminal was ready (a persistent session's queue, resent at once); undefined after. */
-  private early: Array<{ packet: IPublishPacket, connection: UpstreamConnection, from: 0 | 1 }> | undefined = []
-  private watchingDrain = false
-  private readonly drained = (): void => { this.watchingDrain = false }
-  private readonly written = (): void => {
-    const { packet, connection } = this.unwritten.shift()!
-    connection.delivered(packet)
-  }
+  private readonly relay: DeliveryRelay
 
   constructor (
     readonly client: Client,
@@ -48,10 +36,9 @@ export class TerminalSession implements LinkOwner {
     private readonly forwarding: Forwarding,
     dedup: DedupOptions,
     maxInflight: number,
-    /** QoS 0 deliveries to a clean terminal may bypass Aedes (see `deliver`). */
-    private readonly qos0Direct: boolean
+    forwardFilter: ForwardFilter | undefined
   ) {
-    this.dedup = new Deduplicator(dedup)
+    this.relay = new DeliveryRelay(client, this, new Deduplicator(dedup), forwardFilter)
     this.flow = new InboundFlow(maxInflight)
     this.links = [new UpstreamLink(healths[0].endpoint, 0, identity, this), new UpstreamLink(healths[1].endpoint, 1, identity, this)]
     this.outbox = new Outbox(this.links, forwarding, healths[0].endpoint.health.resendWindowMs)
@@ -113,48 +100,39 @@ export class TerminalSession implements LinkOwner {
     this.retryTimers.add(timer)
   }
 
-  /** A message from either broker goes to this terminal only; the broker's ack waits for Aedes. */
+  /** A message from either broker goes to this terminal only; the broker's ack waits for the terminal's. */
   deliver (packet: IPublishPacket, connection: UpstreamConnection, from: 0 | 1): void {
-    if (this.client.closed) return connection.delivered(packet, TERMINAL_GONE)
-    if (this.early !== undefined) { // [MQTT-3.2.0-1] the CONNACK is the first packet the terminal gets
-      this.early.push({ packet, connection, from })
-      return
-    }
-    if (this.dedup.isDuplicate(packet, from)) {
-      this.forwarding.duplicate()
-      return connection.delivered(packet)
-    }
-    const message = { cmd: 'publish' as const, topic: packet.topic, payload: packet.payload as Buffer, qos: packet.qos, retain: packet.retain, dup: false }
-    if (this.identity.clean && packet.qos === 0 && this.qos0Direct) {
-      // Nothing for Aedes to keep or hook (the instance has no authorizeForward of its own):
-      // written as Aedes would, minus its immediate and packet copies. The upstream ack waits
-      // for the write (the delivery window bounds what is buffered), and a terminal that
-      // stopped reading is disconnected after limits.drainTimeoutMs, as by Aedes' own writes.
-      this.unwritten.push({ packet, connection })
-      corkForTurn(this.client.conn)
-      if (!this.client.conn.write(generate(message), this.written) && !this.watchingDrain) {
-        this.watchingDrain = true
-        watchDrain(this.client, this.drained)
-      }
-      return
-    }
-    if (this.identity.clean) {
-      // A clean session promises nothing beyond its connection: acked upstream once written to the terminal.
-      this.unwritten.push({ packet, connection })
-      this.client.publish(message, this.written)
-      // Aedes writes each delivery from an immediate of its own: a burst leaves in one write.
-      corkForTurn(this.client.conn)
-      return
-    }
-    // A persistent session's broker keeps the message until Aedes has it (queued durably for the terminal).
-    this.client.publish(message, (error) => connection.delivered(packet, error))
+    this.relay.deliver(packet, connection, from)
   }
 
-  /** The terminal has its CONNACK (and what Aedes held for it): what the brokers sent before goes out now, in arrival order. */
+  released (messageId: number, connection: UpstreamConnection, from: 0 | 1): void {
+    this.relay.released(messageId, connection, from)
+  }
+
+  /** The terminal's ack of a delivery: true when it was one of the tier's. */
+  acked (ack: TerminalAck): boolean {
+    return this.relay.acked(ack)
+  }
+
+  /** The terminal has its CONNACK: deliveries may go out. */
   ready (): void {
-    const early = this.early
-    this.early = undefined
-    for (const { packet, connection, from } of early ?? []) this.deliver(packet, connection, from)
+    this.relay.ready()
+  }
+
+  ackingFor (from: 0 | 1, sentOn: UpstreamConnection): UpstreamConnection | undefined {
+    return this.links[from].ackingFor(sentOn)
+  }
+
+  holdDeliveries (): void {
+    for (const link of this.links) link.holdDeliveries()
+  }
+
+  resumeDeliveries (): void {
+    for (const link of this.links) link.resumeDeliveries()
+  }
+
+  duplicate (): void {
+    this.forwarding.duplicate()
   }
 
   /**
@@ -193,6 +171,7 @@ export class TerminalSession implements LinkOwner {
     for (const timer of this.retryTimers) clearTimeout(timer)
     this.retryTimers.clear()
     this.outbox.clear()
+    this.relay.clear()
     const willAt = graceful ? undefined : this.links.find((link) => link.online)
     for (const link of this.links) link.end(link !== willAt)
   }

@@ -1,6 +1,6 @@
 import type { IConnectPacket, IPublishPacket } from 'mqtt-packet'
 import type { BrokerEndpoint } from './broker-endpoint.js'
-import { type ConnectionOwner, type ConnectOutcome, type DeliveryWindow, type Grant, type Qos, UpstreamConnection, type UpstreamPublish } from './connection.js'
+import { type ConnectionOwner, type ConnectOutcome, type Grant, type Qos, UpstreamConnection, type UpstreamPublish } from './connection.js'
 
 export type { ConnectOutcome, Grant, Qos, UpstreamPublish }
 
@@ -18,18 +18,11 @@ export interface TerminalIdentity {
 export interface LinkOwner {
   published: (message: UpstreamPublish, link: UpstreamLink) => void
   deliver: (packet: IPublishPacket, connection: UpstreamConnection, from: 0 | 1) => void
+  released: (messageId: number, connection: UpstreamConnection, from: 0 | 1) => void
   /** The link lost its connection after having been online (not on `end`, `release` or `drop`'s caller's behalf). */
   offline: (link: UpstreamLink) => void
 }
 
-/** Persistent sessions take deliveries one at a time, in order, each stored by Aedes before the broker's ack. */
-const PERSISTENT_DELIVERY_WINDOW: DeliveryWindow = { messages: 1, bytes: Infinity }
-/**
- * Clean sessions overlap deliveries, up to about what one socket read brings
- * in (a smaller window starves delivery while terminals' publishes are read a
- * whole socket chunk at a time); past it the broker waits.
- */
-const CLEAN_DELIVERY_WINDOW: DeliveryWindow = { messages: 4096, bytes: 256 * 1024 }
 const SESSION_NEVER_EXPIRES = 0xffffffff // MQTT 5 [MQTT-3.1.2-23]: the 3.1.1 meaning of clean = false
 
 const BUSY: ConnectOutcome = { kind: 'unreachable', reason: 'busy' }
@@ -64,8 +57,7 @@ export class UpstreamLink implements ConnectionOwner {
   /** One connection attempt, bounded by `health.connectTimeoutMs`. */
   connect (): Promise<ConnectOutcome> {
     if (this.connection !== undefined || this.ended) return Promise.resolve(BUSY)
-    const window = this.identity.clean ? CLEAN_DELIVERY_WINDOW : PERSISTENT_DELIVERY_WINDOW
-    this.connection = new UpstreamConnection(this, this.endpoint, this.connectPacket(), window)
+    this.connection = new UpstreamConnection(this, this.endpoint, this.connectPacket())
     return this.connection.open()
   }
 
@@ -85,6 +77,26 @@ export class UpstreamLink implements ConnectionOwner {
       ...(identity.will !== undefined && { will: identity.will }),
       ...(options.protocolVersion === 5 && !identity.clean && { properties: { sessionExpiryInterval: SESSION_NEVER_EXPIRES } })
     }
+  }
+
+  /**
+   * The connection that acknowledges a delivery the broker sent on `sentOn`:
+   * that one while it is open; after a reconnect the new one, if the broker
+   * kept the session (the packet identifier is the session's, [MQTT-4.4.0-1]);
+   * otherwise none, and the ack has nothing left to settle.
+   */
+  ackingFor (sentOn: UpstreamConnection): UpstreamConnection | undefined {
+    if (sentOn.online) return sentOn
+    const current = this.connection
+    return current?.online === true && current.sessionPresent && !this.identity.clean ? current : undefined
+  }
+
+  holdDeliveries (): void {
+    this.connection?.holdDeliveries()
+  }
+
+  resumeDeliveries (): void {
+    this.connection?.resumeDeliveries()
   }
 
   publish (message: UpstreamPublish): void {
@@ -148,6 +160,10 @@ export class UpstreamLink implements ConnectionOwner {
 
   deliver (packet: IPublishPacket, connection: UpstreamConnection): void {
     this.owner.deliver(packet, connection, this.index)
+  }
+
+  released (messageId: number, connection: UpstreamConnection): void {
+    this.owner.released(messageId, connection, this.index)
   }
 
   closed (connection: UpstreamConnection, wasOnline: boolean): void {

@@ -1,0 +1,161 @@
+import { generate, type IPublishPacket } from 'mqtt-packet'
+import { type Client, type TerminalAck, watchDrain } from '../aedes-types.js'
+import type { UpstreamConnection } from './connection.js'
+import { Deliveries, type Delivery } from './deliveries.js'
+import type { Deduplicator } from './dedup.js'
+import { corkForTurn } from './packet-writer.js'
+
+/** A user's own `authorizeForward` on the Aedes instance: it may change or withhold a delivery. */
+export type ForwardFilter = (client: Client, packet: IPublishPacket) => IPublishPacket | null | undefined
+
+/** What the relay needs of the terminal's two upstream sessions. */
+export interface RelayLinks {
+  ackingFor: (from: 0 | 1, sentOn: UpstreamConnection) => UpstreamConnection | undefined
+  holdDeliveries: () => void
+  resumeDeliveries: () => void
+  /** A copy of a message was recognised and not delivered again. */
+  duplicate: () => void
+}
+
+/** A broker's packet that came before the terminal's CONNACK: a PUBLISH, or a PUBREL resent after a reconnect. */
+interface Early { packet: IPublishPacket | number, connection: UpstreamConnection, from: 0 | 1 }
+
+/**
+ * What the brokers send one terminal goes to that terminal only, written by
+ * the tier itself, and each QoS 1/2 message is acknowledged upstream when —
+ * and only when — the terminal acknowledged it: the brokers hold the session,
+ * and what the terminal has not acked when it or the tier goes away is still
+ * theirs to resend. The terminal's socket sets the pace: when it is full, the
+ * upstream connections are not read until it drained.
+ */
+export class DeliveryRelay {
+  private readonly inFlight = new Deliveries()
+  /** Until the terminal has its CONNACK [MQTT-3.2.0-1]; undefined after. */
+  private early: Early[] | undefined = []
+  private holding = false
+  private watchingDrain = false
+  private readonly drained = (): void => { this.watchingDrain = false }
+  private readonly resume = (): void => {
+    this.holding = false
+    this.links.resumeDeliveries()
+  }
+
+  constructor (
+    private readonly client: Client,
+    private readonly links: RelayLinks,
+    private readonly dedup: Deduplicator,
+    private readonly forwardFilter: ForwardFilter | undefined
+  ) {}
+
+  /** The terminal has its CONNACK: what the brokers sent before goes out now, in arrival order. */
+  ready (): void {
+    const early = this.early
+    this.early = undefined
+    for (const { packet, connection, from } of early ?? []) {
+      if (typeof packet === 'number') this.released(packet, connection, from)
+      else this.deliver(packet, connection, from)
+    }
+  }
+
+  deliver (packet: IPublishPacket, connection: UpstreamConnection, from: 0 | 1): void {
+    if (this.client.closed) return // not acked: the broker keeps it for the session's next connection
+    if (this.early !== undefined) {
+      this.early.push({ packet, connection, from })
+      return
+    }
+    if (packet.qos === 0) return this.forward(packet, 0)
+    const resent = this.inFlight.resent(from, packet.messageId!)
+    if (resent !== undefined) return this.rebind(resent, connection)
+    if (this.dedup.isDuplicate(packet, from)) {
+      this.links.duplicate()
+      // The terminal has the other copy; a QoS 2 copy's PUBREL is passed on like any other (see `released`).
+      return connection.acknowledge(packet.qos === 1 ? 'puback' : 'pubrec', packet.messageId!)
+    }
+    const delivery = this.inFlight.open(from, packet.messageId!, packet.qos as 1 | 2, connection)
+    if (delivery === undefined) return // 65,535 in flight: unacked, the broker resends it later
+    this.forward(packet, delivery.downstreamId)
+  }
+
+  /**
+   * A broker resends what it had not seen acked, after the tier's connection to
+   * it was lost and re-opened: the terminal still has it under its identifier.
+   */
+  private rebind (delivery: Delivery, connection: UpstreamConnection): void {
+    delivery.connection = connection
+    if (delivery.stage === 'received') connection.acknowledge('pubrec', delivery.upstreamId)
+  }
+
+  /**
+   * The broker's PUBREL. One the tier does not know (a session resent through a
+   * new tier node, or a copy it acked itself) still goes to the terminal, which
+   * answers PUBCOMP to any PUBREL [MQTT-4.3.3-2].
+   */
+  released (upstreamId: number, connection: UpstreamConnection, from: 0 | 1): void {
+    if (this.client.closed) return
+    if (this.early !== undefined) {
+      this.early.push({ packet: upstreamId, connection, from })
+      return
+    }
+    const delivery = this.inFlight.resent(from, upstreamId) ?? this.inFlight.open(from, upstreamId, 2, connection, 'released')
+    if (delivery === undefined) return
+    delivery.connection = connection
+    delivery.stage = 'released'
+    this.write(generate({ cmd: 'pubrel', messageId: delivery.downstreamId }))
+  }
+
+  /** A PUBACK, PUBREC or PUBCOMP from the terminal: true when it answers one of the tier's deliveries. */
+  acked (ack: TerminalAck): boolean {
+    const delivery = this.inFlight.get(ack.messageId)
+    if (delivery === undefined) return false
+    const expected = delivery.qos === 1 ? 'puback' : delivery.stage === 'sent' ? 'pubrec' : 'pubcomp'
+    if (ack.cmd !== expected) return true // a repeated or out-of-turn ack: nothing more to settle
+    if (ack.cmd === 'pubrec') delivery.stage = 'received'
+    else this.inFlight.close(delivery)
+    this.links.ackingFor(delivery.from, delivery.connection)?.acknowledge(ack.cmd, delivery.upstreamId)
+    return true
+  }
+
+  /** The terminal is gone: nothing more is acked, and the brokers keep what it had not acked. */
+  clear (): void {
+    this.inFlight.clear()
+    this.early = undefined
+  }
+
+  /** [MQTT-3.3.1-1] DUP as the broker sent it; [MQTT-3.3.1-9] retain as the broker set it. */
+  private forward (packet: IPublishPacket, messageId: number): void {
+    const message: IPublishPacket = {
+      cmd: 'publish',
+      topic: packet.topic,
+      payload: packet.payload,
+      qos: packet.qos,
+      retain: packet.retain,
+      dup: packet.qos > 0 && packet.dup,
+      ...(messageId !== 0 && { messageId })
+    }
+    const filtered = this.forwardFilter === undefined ? message : this.forwardFilter(this.client, message)
+    if (filtered == null) return this.withheld(messageId)
+    this.write(generate(filtered))
+  }
+
+  /** The user's authorizeForward withheld it: settled upstream as if the terminal had acked it. */
+  private withheld (messageId: number): void {
+    const delivery = messageId === 0 ? undefined : this.inFlight.get(messageId)
+    if (delivery === undefined) return
+    this.acked({ cmd: delivery.qos === 1 ? 'puback' : 'pubrec', messageId })
+  }
+
+  private write (bytes: Buffer): void {
+    const conn = this.client.conn
+    // The deliveries of one read of an upstream socket leave in one write.
+    corkForTurn(conn)
+    if (conn.write(bytes) || this.holding) return
+    this.holding = true
+    this.links.holdDeliveries()
+    conn.once('drain', this.resume)
+    // A terminal that stopped reading is disconnected after limits.drainTimeoutMs, as by Aedes' own writes.
+    if (!this.watchingDrain) {
+      this.watchingDrain = true
+      watchDrain(this.client, this.drained)
+    }
+  }
+}
