@@ -41,6 +41,8 @@ export interface ConnectionOwner {
 
 const DISCONNECT = Buffer.from([0xe0, 0x00]) // [MQTT-3.14.1]: remaining length 0; valid in 3.1.1 and 5
 const PINGREQ = Buffer.from([0xc0, 0x00]) // [MQTT-3.12.1]
+/** How long a closing connection may take to hand its last packets to a broker that does not read them. */
+const CLOSE_GRACE_MS = 1000
 const REFUSED = 0x80 // SUBACK failure [MQTT-3.9.3]; MQTT 5 reason codes ≥ 0x80 are failures too
 
 /**
@@ -167,21 +169,20 @@ export class UpstreamConnection implements KeepaliveTarget {
   }
 
   /**
-   * With `disconnect`, DISCONNECT goes out behind what is already written, so
-   * the broker discards the will [MQTT-3.14.4-3]; without, the broker sees
-   * the connection drop and publishes it. Resolves once the socket is closed.
+   * What is already written goes out first — acks the terminal sent before it
+   * went away among them. With `disconnect`, DISCONNECT follows, so the broker
+   * discards the will [MQTT-3.14.4-3]; without, the broker sees the
+   * connection end and publishes it. Resolves once the socket is closed.
    */
   close (disconnect: boolean): Promise<void> {
     const closed = new Promise<void>((resolve) => this.socket.once('close', resolve))
     if (this.socket.destroyed) return Promise.resolve()
-    if (disconnect && this.online && this.socket.writable) {
+    if (this.online && this.socket.writable) {
       this.writer.flush()
-      // A frozen broker never reads it: the socket goes after a second regardless.
-      const timer = setTimeout(() => this.socket.destroy(), 1000).unref()
-      this.socket.write(DISCONNECT, () => {
-        clearTimeout(timer)
-        this.socket.destroy()
-      })
+      // A frozen broker never reads it: the socket goes after a grace period regardless.
+      const timer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref()
+      this.socket.once('close', () => clearTimeout(timer))
+      this.socket.end(disconnect ? DISCONNECT : undefined)
     } else {
       this.socket.destroy()
     }
