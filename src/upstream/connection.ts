@@ -41,6 +41,7 @@ export interface ConnectionOwner {
 
 const DISCONNECT = Buffer.from([0xe0, 0x00]) // [MQTT-3.14.1]: remaining length 0; valid in 3.1.1 and 5
 const PINGREQ = Buffer.from([0xc0, 0x00]) // [MQTT-3.12.1]
+const NOTHING = Buffer.alloc(0)
 /** How long a closing connection may take to hand its last packets to a broker that does not read them. */
 const CLOSE_GRACE_MS = 1000
 const REFUSED = 0x80 // SUBACK failure [MQTT-3.9.3]; MQTT 5 reason codes ≥ 0x80 are failures too
@@ -181,8 +182,11 @@ export class UpstreamConnection implements KeepaliveTarget {
       this.writer.flush()
       // A frozen broker never reads it: the socket goes after a grace period regardless.
       const timer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref()
-      this.socket.once('close', () => clearTimeout(timer))
-      this.socket.end(disconnect ? DISCONNECT : undefined)
+      // Once the kernel has the bytes, closing the socket still sends them.
+      this.socket.write(disconnect ? DISCONNECT : NOTHING, () => {
+        clearTimeout(timer)
+        this.socket.destroy()
+      })
     } else {
       this.socket.destroy()
     }
