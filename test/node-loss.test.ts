@@ -21,7 +21,7 @@ t.test('a tier node SIGKILLed under QoS 1 traffic: no persistent subscriber miss
   const [b1, b2] = [await startMosquitto(t), await startMosquitto(t)]
   const node = (name: string): Promise<Awaited<ReturnType<typeof startCli>>> => startCli(t, [
     '--host', '127.0.0.1', '--port', '0', '--broker1', b1.url, '--broker2', b2.url,
-    '--data', join(tempDir(t, `node-loss-${name}-`), 'data'), '--log-level', 'warn'
+    '--data', join(tempDir(t, `node-loss-${name}-`), 'data'), '--log-level', 'info'
   ])
   const [node1, node2] = [await node('1'), await node('2')]
   const servers = (first: string, second: string): Array<{ host: string, port: number }> =>
