@@ -189,3 +189,48 @@ for (const kind of BROKER_KINDS) {
     t.same(seen.direct, { sessionPresent: 300, inOrder: 300 })
   })
 }
+
+for (const kind of BROKER_KINDS) {
+  t.test(`${kind}: 5,000 QoS 1 messages published through the tier to a persistent subscriber on the tier`, async (t) => {
+    const { targets } = await setUp(t, kind)
+    const seen: Record<string, unknown> = {}
+    for (const [way, url] of targets) {
+      const id = `stream-${kind}-${way}`
+      const subscriber = await rawConnect(t, url, { clientId: `${id}-sub`, clean: false }, { autoAck: true })
+      await subscribe(subscriber, `${id}/#`, 1)
+      const publisher = await rawConnect(t, url, { clientId: `${id}-pub` })
+      const count = 5000
+      for (let i = 0; i < count; i++) publisher.send({ cmd: 'publish', topic: `${id}/m`, payload: Buffer.from(String(i)), qos: 1, messageId: (i % 65535) + 1, retain: false, dup: false })
+      await subscriber.next((p) => p.cmd === 'publish' && p.payload.toString() === String(count - 1), 20_000)
+      const got = publishes(subscriber.packets).map((p) => Number(p.payload.toString()))
+      seen[way] = { received: new Set(got).size, inOrder: got.every((seq, i) => i === 0 || seq > got[i - 1]!) }
+      await publisher.disconnect()
+      await subscriber.disconnect()
+    }
+    t.same(seen.tier, seen.direct, 'through the tier as straight at the broker')
+    t.same(seen.direct, { received: 5000, inOrder: true })
+  })
+
+  t.test(`${kind}: a persistent terminal that both brokers feed at once gets everything, and nothing more after a reconnect`, async (t) => {
+    const broker1 = await startBroker(t, kind)
+    const broker2 = await startBroker(t, kind)
+    const tier = await startTier(t, broker1.url, broker2.url)
+    const id = `twin-${kind}`
+    const terminal = await rawConnect(t, tier.url, { clientId: id, clean: false }, { autoAck: true })
+    await subscribe(terminal, `${id}/#`, 1)
+    // Distinct payloads per broker, so that no copy is taken for the other broker's.
+    await Promise.all([broker1.publish(`${id}/one`, range(0, 300).map((i) => `b1-${i}`), 1), broker2.publish(`${id}/two`, range(0, 300).map((i) => `b2-${i}`), 1)])
+    await terminal.next((p) => p.cmd === 'publish' && p.payload.toString() === 'b1-299', 10_000)
+    await terminal.next((p) => p.cmd === 'publish' && p.payload.toString() === 'b2-299', 10_000)
+    const got = publishes(terminal.packets).map((p) => p.payload.toString())
+    t.equal(new Set(got).size, 600, 'all 600, from both brokers')
+    for (const prefix of ['b1-', 'b2-']) {
+      t.same(got.filter((p) => p.startsWith(prefix)), range(0, 300).map((i) => prefix + i), `${prefix}: in each broker's order`)
+    }
+    await terminal.disconnect()
+    const again = await rawConnect(t, tier.url, { clientId: id, clean: false }, { autoAck: true })
+    await broker1.publish(`${id}/one`, ['marker'], 1)
+    await again.next((p) => p.cmd === 'publish' && p.payload.toString() === 'marker')
+    t.same(publishes(again.packets).map((p) => p.payload.toString()), ['marker'], 'nothing was held back for the next connection')
+  })
+}
