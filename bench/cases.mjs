@@ -97,13 +97,13 @@ const WARM_MS = 1000
  * only one side through the tier: 'pub' (publisher via tier, subscriber
  * direct) or 'sub' (the other way round).
  */
-export async function runFlow (mode, { qos, rate: msgRate = 0, measureMs, latency = false, legs = 'both', tierConfig = {} }) {
+export async function runFlow (mode, { qos, rate: msgRate = 0, measureMs, latency = false, legs = 'both', tierConfig = {}, subClean = true }) {
   return withScope(async (scope) => {
     const { b1, b2 } = await brokers(scope)
     const url = mode === 'tier' ? (await startTier(scope, `flow-qos${qos}`, b1.url, b2.url, tierConfig)).url : b1.url
     const sub = await worker(scope, 'subscriber.mjs')
     const pub = await worker(scope, 'publisher.mjs')
-    await sub.call('connect', { label: 'sub', url: legs === 'pub' ? b1.url : url, topic: TOPIC, qos, latency })
+    await sub.call('connect', { label: 'sub', url: legs === 'pub' ? b1.url : url, topic: TOPIC, qos, latency, clean: subClean })
     await pub.call('connect', { urls: [legs === 'sub' ? b1.url : url], clientId: 'bench-pub', topic: TOPIC })
     const t0 = mono()
     await sub.call('window', { from: t0 + WARM_MS, to: t0 + WARM_MS + measureMs })
@@ -365,6 +365,23 @@ export async function runTerminals (mode, { n }) {
   })
 }
 
+/**
+ * n persistent terminals subscribe and go away; `queued` QoS 1 messages each
+ * are published at Broker1; then all reconnect at `perSecond`. Times every
+ * CONNACK and the arrival of the last message.
+ */
+export async function runReconnectStorm (mode, { n, queued, perSecond }) {
+  return withScope(async (scope) => {
+    const { b1, b2 } = await brokers(scope)
+    const tier = mode === 'tier' ? await startTier(scope, 'reconnect-storm', b1.url, b2.url, { limits: { connectionRatePerSecond: 0, maxConnections: 0 } }) : undefined
+    const url = tier?.url ?? b1.url
+    const storm = await worker(scope, 'storm.mjs')
+    await storm.call('prepare', { url, n, prefix: `storm-${mode}` })
+    await storm.call('publish', { url: b1.url, n, queued, prefix: `storm-${mode}` })
+    return storm.call('reconnect', { url, n, queued, perSecond, prefix: `storm-${mode}` })
+  })
+}
+
 // ---------------------------------------------------------------- the cases
 
 /** Runs `fn(mode, i)` `runs` times per mode, alternating which goes first. */
@@ -395,6 +412,35 @@ export const CASES = {
       const measureMs = settings.quick ? 2000 : 3000
       const r = await alternate(runs, (mode) => runFlow(mode, { qos: 1, measureMs }), log)
       return [figure({ name: 'msgs/s', tier: pick(r.tier, 'msgsPerSec'), baseline: pick(r.direct, 'msgsPerSec'), compareBy: 'ratio', goal: { on: 'compared', op: '>=', value: 0.8 } })]
+    }
+  },
+  'throughput-qos1-persistent': {
+    title: 'throughput QoS 1 to a persistent (clean: false) subscriber',
+    async run ({ runs, log }) {
+      const measureMs = settings.quick ? 2000 : 3000
+      const r = await alternate(runs, (mode) => runFlow(mode, { qos: 1, measureMs, subClean: false }), log)
+      return [figure({ name: 'msgs/s', tier: pick(r.tier, 'msgsPerSec'), baseline: pick(r.direct, 'msgsPerSec'), compareBy: 'ratio', goal: { on: 'compared', op: '>=', value: 0.8 } })]
+    }
+  },
+  'throughput-qos2': {
+    title: 'throughput QoS 2 (terminal publishes and deliveries)',
+    async run ({ runs, log }) {
+      const measureMs = settings.quick ? 2000 : 3000
+      const r = await alternate(runs, (mode) => runFlow(mode, { qos: 2, measureMs }), log)
+      return [figure({ name: 'msgs/s', tier: pick(r.tier, 'msgsPerSec'), baseline: pick(r.direct, 'msgsPerSec'), compareBy: 'ratio', goal: { on: 'compared', op: '>=', value: 0.8 } })]
+    }
+  },
+  'reconnect-storm': {
+    title: '1,000 persistent terminals reconnect at 500/s to 10 queued QoS 1 messages each',
+    async run ({ runs, log }) {
+      const r = await alternate(runs, (mode) => runReconnectStorm(mode, { n: 1000, queued: 10, perSecond: 500 }), log)
+      return [
+        figure({ name: 'CONNACK p99', unit: 'ms', tier: pick(r.tier, 'connackP99'), baseline: pick(r.direct, 'connackP99'), compareBy: 'added', goal: { on: 'compared', op: '<=', value: 50 } }),
+        figure({ name: 'CONNACK p50', unit: 'ms', tier: pick(r.tier, 'connackP50'), baseline: pick(r.direct, 'connackP50'), compareBy: 'added' }),
+        figure({ name: 'messages delivered (of 10,000)', tier: pick(r.tier, 'delivered'), baseline: pick(r.direct, 'delivered'), goal: { on: 'tier', op: '>=', value: 10_000 }, digits: 0 }),
+        figure({ name: 'sessions present (of 1,000)', tier: pick(r.tier, 'sessionPresent'), baseline: pick(r.direct, 'sessionPresent'), digits: 0 }),
+        figure({ name: 'first reconnect → last message', unit: 'ms', tier: pick(r.tier, 'lastMs'), baseline: pick(r.direct, 'lastMs'), compareBy: 'ratio', goal: { on: 'compared', op: '<=', value: 1.5 } })
+      ]
     }
   },
   'throughput-qos0': {

@@ -16,6 +16,9 @@ import { table } from './lib/stats.mjs'
 
 const DEFAULT_RUNS = {
   'throughput-qos1': 3,
+  'throughput-qos1-persistent': 3,
+  'throughput-qos2': 3,
+  'reconnect-storm': 3,
   'throughput-qos0': 3,
   latency: 3,
   'failover-kill': 3,
@@ -27,7 +30,7 @@ const DEFAULT_RUNS = {
   terminals: 3
 }
 /** Cases in the order a full run runs them. */
-const FULL = ['throughput-qos1', 'throughput-qos0', 'latency', 'failover-kill', 'failover-stop', 'failback', 'ingest', 'replay', 'replay-1m', 'terminals']
+const FULL = ['throughput-qos1', 'throughput-qos1-persistent', 'throughput-qos2', 'reconnect-storm', 'throughput-qos0', 'latency', 'failover-kill', 'failover-stop', 'failback', 'ingest', 'replay', 'replay-1m', 'terminals']
 
 function parseArgs (argv) {
   const opts = { cases: [], runs: undefined, quick: false, profile: false, heap: false, out: undefined }

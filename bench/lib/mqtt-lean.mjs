@@ -73,8 +73,13 @@ export class LeanClient extends EventEmitter {
     switch (packet.cmd) {
       case 'publish':
         if (packet.qos === 1) this.write(mqttPacket.generate({ cmd: 'puback', messageId: packet.messageId }))
+        if (packet.qos === 2) this.write(mqttPacket.generate({ cmd: 'pubrec', messageId: packet.messageId }))
         this.emit('message', packet)
         break
+      case 'pubrel': this.write(mqttPacket.generate({ cmd: 'pubcomp', messageId: packet.messageId })); break
+      case 'pubrec': this.write(mqttPacket.generate({ cmd: 'pubrel', messageId: packet.messageId })); break
+      // A QoS 2 publish is done at PUBCOMP: for the publisher's window it is its ack.
+      case 'pubcomp':
       case 'puback': this.emit('puback', packet.messageId); break
       case 'connack': this.emit('connack', packet); break
       case 'suback': this.emit('suback', packet); break

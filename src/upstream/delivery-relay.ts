@@ -17,6 +17,14 @@ export interface RelayLinks {
   duplicate: () => void
 }
 
+/**
+ * Bytes the terminal's socket may buffer before the brokers are held back:
+ * about what one read of an upstream socket brings in, so that a burst leaves
+ * in a few large writes (the socket's own high-water mark, 16 KiB, would hold
+ * the brokers back many times per burst).
+ */
+const TERMINAL_BUFFER_BYTES = 256 * 1024
+
 /** A broker's packet that came before the terminal's CONNACK: a PUBLISH, or a PUBREL resent after a reconnect. */
 interface Early { packet: IPublishPacket | number, connection: UpstreamConnection, from: 0 | 1 }
 
@@ -148,7 +156,8 @@ export class DeliveryRelay {
     const conn = this.client.conn
     // The deliveries of one read of an upstream socket leave in one write.
     corkForTurn(conn)
-    if (conn.write(bytes) || this.holding) return
+    conn.write(bytes)
+    if (this.holding || conn.writableLength < TERMINAL_BUFFER_BYTES) return
     this.holding = true
     this.links.holdDeliveries()
     conn.once('drain', this.resume)
