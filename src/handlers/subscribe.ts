@@ -27,10 +27,9 @@ export function authorizeSubscribe (tier: DualBroker): AuthorizeSubscribeHook {
  */
 async function mirror (session: TerminalSession, topic: string, qos: Qos): Promise<number> {
   session.subscriptions.set(topic, qos)
-  const grants = await Promise.all(session.links.map((link) => link.subscribe([{ topic, qos }])))
+  const grants = await session.subscribeUpstream(topic, qos)
   let granted: number = qos
-  for (const grant of grants) {
-    const code = grant?.[0]?.qos
+  for (const code of grants) {
     if (code !== undefined) granted = code === FAILURE || granted === FAILURE ? FAILURE : Math.min(granted, code)
   }
   if (granted === FAILURE) {
@@ -39,7 +38,7 @@ async function mirror (session: TerminalSession, topic: string, qos: Qos): Promi
     return FAILURE
   }
   session.links.forEach((link, i) => {
-    const code = grants[i]?.[0]?.qos
+    const code = grants[i]
     if (code !== undefined) link.applied.set(topic, code)
   })
   return granted

@@ -5,6 +5,7 @@ import { InboundFlow } from '../limits/inbound-flow.js'
 import type { UpstreamConnection } from './connection.js'
 import { type DedupOptions, Deduplicator } from './dedup.js'
 import { DeliveryRelay, type ForwardFilter, type RelayLinks } from './delivery-relay.js'
+import { type Grants, SubscribeBatch } from './subscribe-batch.js'
 import type { BrokerHealth } from './broker-health.js'
 import { type ConnectOutcome, type LinkOwner, type Qos, type TerminalIdentity, UpstreamLink, type UpstreamPublish } from './upstream-link.js'
 
@@ -28,6 +29,8 @@ export class TerminalSession implements LinkOwner, RelayLinks {
   private closed = false
   private readonly retryTimers = new Set<NodeJS.Timeout>()
   private readonly relay: DeliveryRelay
+  /** The filters subscribed in this turn, sent together at its end. */
+  private batch: SubscribeBatch | undefined
 
   constructor (
     readonly client: Client,
@@ -70,6 +73,15 @@ export class TerminalSession implements LinkOwner, RelayLinks {
     if (this.closed || this.superseded) return
     await this.resubscribe(link, outcome.sessionPresent)
     this.outbox.flush()
+  }
+
+  /** Subscribes at both brokers; resolves with each one's granted QoS (undefined: unreachable now). */
+  subscribeUpstream (topic: string, qos: Qos): Promise<Grants> {
+    if (this.batch === undefined) {
+      this.batch = new SubscribeBatch(this.links)
+      process.nextTick(() => { this.batch = undefined })
+    }
+    return this.batch.add(topic, qos)
   }
 
   private async resubscribe (link: UpstreamLink, sessionPresent: boolean): Promise<void> {
