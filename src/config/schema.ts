@@ -149,7 +149,7 @@ export const serverSchema = pluginSchema.extend({
     /** A terminal that does not read what it is sent for this long is disconnected (Aedes' drainTimeout). */
     drainTimeoutMs: z.number().int().nonnegative().default(30_000)
   }).default({ maxInflight: 1000, maxPacketSize: 1024 * 1024, maxConnections: 10_000, connectionRatePerSecond: 1000, drainTimeoutMs: 30_000 }),
-  /** The node's whole state: pending store and Aedes' own persistence. */
+  /** The node's whole state: the pending store (terminals' sessions live at the brokers). */
   data: z.string().min(1).default('./data'),
   http: z.strictObject({
     host: z.string().default('127.0.0.1'),
