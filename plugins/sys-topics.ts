@@ -13,7 +13,7 @@
  */
 import type { Aedes } from 'aedes'
 import type { TierState } from '../src/index.js'
-import { LOCAL_TOPIC_PREFIX } from '../src/plugin.js'
+import { LOCAL_TOPIC_PREFIX } from '../src/local-topics.js'
 import type { ObservedTier } from './metrics.js'
 
 export interface SysTopicsOptions {

@@ -19,6 +19,7 @@ export type AuthorizeSubscribeHook = (
   client: Client, subscription: Subscription,
   callback: (error: Error | null, subscription?: Subscription | null) => void
 ) => void
+export type AuthorizeForwardHook = (client: Client, packet: PublishPacket) => PublishPacket | null | undefined
 export type BrokerPublish = (packet: PublishPacket, client: Client | null | Callback, done?: Callback) => void
 
 /** The hook properties and undocumented members of an Aedes instance that the plugin composes with. */
@@ -28,7 +29,7 @@ export interface AedesHooks {
   authorizePublish: AuthorizePublishHook
   authorizeSubscribe: AuthorizeSubscribeHook
   publish: BrokerPublish
-  authorizeForward: (client: Client, packet: PublishPacket) => PublishPacket | null | undefined
+  authorizeForward: AuthorizeForwardHook
   closed: boolean
 }
 

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { Aedes, Callback, Client, PublishPacket } from './aedes-types.js'
-import { hooksOf } from './aedes-types.js'
+import { type AedesHooks, hooksOf } from './aedes-types.js'
 import { type DualBrokerOptions, pluginSchema, type ResolvedOptions } from './config/schema.js'
 import { ConfigError } from './config/errors.js'
 import { formatIssues } from './config/problems.js'
@@ -23,8 +23,10 @@ import type { ForwardFilter } from './upstream/delivery-relay.js'
 import type { IPublishPacket } from 'mqtt-packet'
 import type { TerminalIdentity } from './upstream/upstream-link.js'
 
-/** Topics under this prefix are the tier's own status topics: served locally, never mirrored upstream. */
-export const LOCAL_TOPIC_PREFIX = '$SYS/dual-broker/'
+import { LOCAL_TOPIC_PREFIX } from './local-topics.js'
+import { authorizeForward } from './handlers/forward.js'
+
+export { LOCAL_TOPIC_PREFIX }
 
 export interface PluginExtras {
   logger?: Logger
@@ -45,6 +47,8 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
   private readonly publishQueues = new Map<Client, PublishAdmissions>()
   private readonly detach: Array<() => void> = []
   private closing: Promise<void> | undefined
+  /** The instance's `authorizeForward` before the tier's: it sees the deliveries the tier writes itself. */
+  private ownForward: AedesHooks['authorizeForward'] | undefined
   private started = false
 
   constructor (readonly aedes: Aedes, readonly options: ResolvedOptions, readonly logger: Logger) {
@@ -73,8 +77,10 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
       authenticate: hooks.authenticate,
       authorizeSubscribe: hooks.authorizeSubscribe,
       authorizePublish: hooks.authorizePublish,
+      authorizeForward: hooks.authorizeForward,
       publish: hooks.publish
     }
+    this.ownForward = original.authorizeForward
     const ownPublish = Object.hasOwn(hooks, 'publish')
     hooks.preConnect = (client, packet, callback) => original.preConnect.call(this.aedes, client, packet, (error, ok) => {
       if (error !== null || !ok) return callback(error, ok)
@@ -92,6 +98,7 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
     })
     hooks.authorizePublish = authorizePublish(this, original.authorizePublish.bind(this.aedes))
     hooks.publish = localPublish(original.publish)
+    hooks.authorizeForward = authorizeForward(original.authorizeForward.bind(this.aedes))
     this.detach.push(() => {
       Object.assign(hooks, original)
       if (!ownPublish) delete (hooks as Partial<typeof hooks>).publish
@@ -243,9 +250,9 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
    * which forwards everything (known by name: Aedes exports no reference to it).
    */
   get forwardFilter (): ForwardFilter | undefined {
-    const hooks = hooksOf(this.aedes)
-    if (hooks.authorizeForward.name === 'defaultAuthorizeForward') return undefined
-    return (client, packet) => hooks.authorizeForward.call(this.aedes, client, packet as unknown as PublishPacket) as unknown as IPublishPacket | null | undefined
+    const theirs = this.ownForward
+    if (theirs === undefined || theirs.name === 'defaultAuthorizeForward') return undefined
+    return (client, packet) => theirs.call(this.aedes, client, packet as unknown as PublishPacket) as unknown as IPublishPacket | null | undefined
   }
 
   get isClosing (): boolean {

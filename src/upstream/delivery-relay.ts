@@ -15,6 +15,8 @@ export interface RelayLinks {
   resumeDeliveries: () => void
   /** A copy of a message was recognised and not delivered again. */
   duplicate: () => void
+  /** Whether this broker's retained messages count: the broker that takes publishes (Broker1 while up). */
+  servesRetained: (from: 0 | 1) => boolean
 }
 
 /**
@@ -71,17 +73,24 @@ export class DeliveryRelay {
       this.early.push({ packet, connection, from })
       return
     }
+    // [MQTT-3.3.1-9] retain is set only on what a new subscription brings: the retained value of
+    // the broker that takes publishes is current, the other one's may be stale after an outage.
+    if (packet.retain && !this.links.servesRetained(from)) return this.settle(packet, connection)
     if (packet.qos === 0) return this.forward(packet, 0)
     const resent = this.inFlight.resent(from, packet.messageId!)
     if (resent !== undefined) return this.rebind(resent, connection)
     if (this.dedup.isDuplicate(packet, from)) {
       this.links.duplicate()
-      // The terminal has the other copy; a QoS 2 copy's PUBREL is passed on like any other (see `released`).
-      return connection.acknowledge(packet.qos === 1 ? 'puback' : 'pubrec', packet.messageId!)
+      return this.settle(packet, connection)
     }
     const delivery = this.inFlight.open(from, packet.messageId!, packet.qos as 1 | 2, connection)
     if (delivery === undefined) return // 65,535 in flight: unacked, the broker resends it later
     this.forward(packet, delivery.downstreamId)
+  }
+
+  /** Not for the terminal: acked upstream at once. A QoS 2 message's PUBREL is passed on like any other (see `released`). */
+  private settle (packet: IPublishPacket, connection: UpstreamConnection): void {
+    if (packet.qos > 0) connection.acknowledge(packet.qos === 1 ? 'puback' : 'pubrec', packet.messageId!)
   }
 
   /**

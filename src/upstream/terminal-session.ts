@@ -147,6 +147,10 @@ export class TerminalSession implements LinkOwner, RelayLinks {
     this.forwarding.duplicate()
   }
 
+  servesRetained (from: 0 | 1): boolean {
+    return from === 0 || !this.links[0].online
+  }
+
   /**
    * The same client id is connecting again, and each broker will take this
    * session over. Only the will holder may (it publishes the will once, as a

@@ -23,6 +23,21 @@ export interface RawTerminal {
   drop: () => Promise<void>
 }
 
+const CLEAN_SESSION = 0x02
+
+/**
+ * mqtt-packet refuses to write a CONNECT with no client id and clean session
+ * 0, the very packet [MQTT-3.1.3-8] is about: it is written with clean session
+ * 1, and the flag cleared in the bytes (fixed header, length, "MQTT", level, flags).
+ */
+function connectBytes (packet: IConnectPacket): Buffer {
+  if (packet.clientId !== '' || packet.clean !== false) return generate(packet)
+  const bytes = generate({ ...packet, clean: true })
+  const flags = 2 + 6 + 1 // one length byte: a CONNECT this small
+  bytes[flags]! &= ~CLEAN_SESSION
+  return bytes
+}
+
 export type ConnectOptions = Partial<Omit<IConnectPacket, 'cmd'>> & { clientId: string }
 
 export interface Behaviour {
@@ -77,7 +92,7 @@ export function rawConnect (t: Test, url: string, options: ConnectOptions, behav
     socket.once('error', reject)
     socket.once('connect', () => {
       const startedAt = performance.now()
-      send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 30, ...options })
+      socket.write(connectBytes({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 30, ...options }))
       next<IConnackPacket>((packet) => packet.cmd === 'connack').then((connack) => {
         resolve({
           packets, connack, connackMs: performance.now() - startedAt, send, next, closed,

@@ -4,37 +4,18 @@
  * runs once against the broker directly and once through the tier in front
  * of it, on mosquitto and on Aedes, and the observations are compared.
  */
-import t, { type Test } from 'tap'
-import type { IPublishPacket, Packet } from 'mqtt-packet'
-import { BROKER_KINDS, type OracleBroker, startBroker } from './support/broker-pair.js'
-import { rawConnect, type RawTerminal } from './support/raw-terminal.js'
-import { startTier } from './support/tier.js'
+import t from 'tap'
+import type { IPublishPacket } from 'mqtt-packet'
+import { startBroker } from '../support/broker-pair.js'
+import { rawConnect } from '../support/raw-terminal.js'
+import { startTier } from '../support/tier.js'
+import { BROKER_KINDS, differential, publishes, range, subscribe } from './differential.js'
 
-/** Long, so that a CONNACK or SUBACK that waited for an ack timeout could not pass for prompt. */
-const ACK_TIMEOUT_MS = 20_000
 const PROMPT_MS = 2000
-
-const range = (from: number, to: number): string[] => Array.from({ length: to - from }, (_, i) => String(from + i))
-const publishes = (packets: readonly Packet[]): IPublishPacket[] => packets.filter((p): p is IPublishPacket => p.cmd === 'publish')
-
-async function subscribe (terminal: RawTerminal, topic: string, qos: 0 | 1 | 2): Promise<void> {
-  terminal.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos }] })
-  await terminal.next((p) => p.cmd === 'suback')
-}
-
-/** Starts Broker1 and Broker2 of one kind, and a tier in front; `targets` are both ways of reaching Broker1. */
-async function setUp (t: Test, kind: typeof BROKER_KINDS[number]): Promise<{ broker1: OracleBroker, targets: Array<[string, string]> }> {
-  const broker1 = await startBroker(t, kind)
-  const broker2 = await startBroker(t, kind)
-  const tier = await startTier(t, broker1.url, broker2.url, {
-    plugin: { health: { keepaliveSeconds: 1, connectTimeoutMs: 2000, ackTimeoutMs: ACK_TIMEOUT_MS, failbackDelayMs: 200, reconnectPeriodMs: 100 } }
-  })
-  return { broker1, targets: [['direct', broker1.url], ['tier', tier.url]] }
-}
 
 for (const kind of BROKER_KINDS) {
   t.test(`${kind}: a persistent terminal reconnecting to 20 queued QoS 1 messages`, async (t) => {
-    const { broker1, targets } = await setUp(t, kind)
+    const { broker1, targets } = await differential(t, kind)
     const seen: Record<string, unknown> = {}
     for (const [way, url] of targets) {
       const id = `queued-${kind}-${way}`
@@ -68,7 +49,7 @@ for (const kind of BROKER_KINDS) {
   })
 
   t.test(`${kind}: what a persistent terminal did not ack comes again after its reconnect, with DUP`, async (t) => {
-    const { broker1, targets } = await setUp(t, kind)
+    const { broker1, targets } = await differential(t, kind)
     const seen: Record<string, unknown> = {}
     for (const [way, url] of targets) {
       const id = `unacked-${kind}-${way}`
@@ -98,7 +79,7 @@ for (const kind of BROKER_KINDS) {
   })
 
   t.test(`${kind}: a QoS 2 delivery whose PUBREL was due when the terminal dropped is completed on its reconnect`, async (t) => {
-    const { broker1, targets } = await setUp(t, kind)
+    const { broker1, targets } = await differential(t, kind)
     const seen: Record<string, unknown> = {}
     for (const [way, url] of targets) {
       const id = `qos2-${kind}-${way}`
@@ -124,7 +105,7 @@ for (const kind of BROKER_KINDS) {
   })
 
   t.test(`${kind}: session present on a persistent reconnect with no subscription`, async (t) => {
-    const { targets } = await setUp(t, kind)
+    const { targets } = await differential(t, kind)
     const seen: Record<string, boolean[]> = {}
     for (const [way, url] of targets) {
       const id = `present-${kind}-${way}`
@@ -142,7 +123,7 @@ for (const kind of BROKER_KINDS) {
   // Aedes itself rewrites a persistent client's subscription list once per filter: 5,000 take it 13 s.
   const filterCount = kind === 'mosquitto' ? 5000 : 500
   t.test(`${kind}: one SUBSCRIBE of ${filterCount} filters from a persistent terminal`, async (t) => {
-    const { broker1, targets } = await setUp(t, kind)
+    const { broker1, targets } = await differential(t, kind)
     const seen: Record<string, unknown> = {}
     for (const [way, url] of targets) {
       const id = `filters-${kind}-${way}`
@@ -167,7 +148,7 @@ for (const kind of BROKER_KINDS) {
   })
 
   t.test(`${kind}: 300 persistent terminals reconnect at once to 10 queued QoS 1 messages each`, async (t) => {
-    const { broker1, targets } = await setUp(t, kind)
+    const { broker1, targets } = await differential(t, kind)
     const seen: Record<string, unknown> = {}
     for (const [way, url] of targets) {
       const ids = Array.from({ length: 300 }, (_, i) => `storm-${kind}-${way}-${i}`)
@@ -192,7 +173,7 @@ for (const kind of BROKER_KINDS) {
 
 for (const kind of BROKER_KINDS) {
   t.test(`${kind}: 5,000 QoS 1 messages published through the tier to a persistent subscriber on the tier`, async (t) => {
-    const { targets } = await setUp(t, kind)
+    const { targets } = await differential(t, kind)
     const seen: Record<string, unknown> = {}
     for (const [way, url] of targets) {
       const id = `stream-${kind}-${way}`
