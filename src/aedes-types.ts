@@ -54,8 +54,8 @@ export function watchDrain (client: Client, drained: () => void): void {
   (client as unknown as ClientInternals).waitForDrain(drained)
 }
 
-/** The PUBACK, PUBREC and PUBCOMP a terminal sends; `take` returns true for those it answers itself. */
-export type TerminalAck = { cmd: 'puback' | 'pubrec' | 'pubcomp', messageId: number }
+/** The PUBACK, PUBREC, PUBREL and PUBCOMP a terminal sends; `take` returns true for those it answers itself. */
+export type TerminalAck = { cmd: 'puback' | 'pubrec' | 'pubrel' | 'pubcomp', messageId: number }
 
 interface ParserInternals {
   listeners: (event: 'packet') => Array<(this: unknown, packet: { cmd: string, messageId?: number }) => void>
@@ -84,7 +84,7 @@ export function interceptTerminalAcks (client: Client, take: (ack: TerminalAck) 
   parser.removeListener('packet', enqueue)
   parser.on('packet', function routeTerminalPacket (this: unknown, packet) {
     const { cmd } = packet
-    if ((cmd === 'puback' || cmd === 'pubrec' || cmd === 'pubcomp') && take(packet as TerminalAck)) {
+    if ((cmd === 'puback' || cmd === 'pubrec' || cmd === 'pubrel' || cmd === 'pubcomp') && take(packet as TerminalAck)) {
       if (internals._keepaliveInterval > 0) internals._keepaliveTimer?.refresh()
       return
     }

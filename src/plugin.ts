@@ -25,6 +25,7 @@ import type { TerminalIdentity } from './upstream/upstream-link.js'
 
 import { LOCAL_TOPIC_PREFIX } from './local-topics.js'
 import { authorizeForward } from './handlers/forward.js'
+import { Qos2Exchanges } from './handlers/qos2-exchanges.js'
 
 export { LOCAL_TOPIC_PREFIX }
 
@@ -45,6 +46,7 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
   readonly messageIds: MessageIds | undefined
   private readonly byClientId = new Map<string, TerminalSession>()
   private readonly publishQueues = new Map<Client, PublishAdmissions>()
+  private readonly qos2ByClientId = new Map<string, Qos2Exchanges>()
   private readonly detach: Array<() => void> = []
   private closing: Promise<void> | undefined
   /** The instance's `authorizeForward` before the tier's: it sees the deliveries the tier writes itself. */
@@ -176,6 +178,19 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
     for (const session of this.sessions.values()) session.outbox.flush()
   }
 
+  /**
+   * A terminal's QoS 2 exchanges: a clean session starts with none [MQTT-3.1.2-6];
+   * a persistent one finds those its previous connection left on this node.
+   */
+  qos2Exchanges (clientId: string, clean: boolean): Qos2Exchanges {
+    let exchanges = clean ? undefined : this.qos2ByClientId.get(clientId)
+    if (exchanges === undefined) {
+      exchanges = new Qos2Exchanges()
+      this.qos2ByClientId.set(clientId, exchanges)
+    }
+    return exchanges
+  }
+
   register (session: TerminalSession): void {
     const previous = this.byClientId.get(session.client.id)
     if (previous !== undefined) previous.superseded = true
@@ -195,6 +210,8 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
     this.sessions.delete(session.client)
     this.publishQueues.delete(session.client)
     if (this.byClientId.get(session.client.id) === session) this.byClientId.delete(session.client.id)
+    const exchanges = this.qos2ByClientId.get(session.client.id)
+    if (exchanges === session.qos2 && (session.identity.clean || exchanges.size === 0)) this.qos2ByClientId.delete(session.client.id)
   }
 
   admissions (client: Client): PublishAdmissions | undefined {
@@ -271,6 +288,7 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
     this.sessions.clear()
     this.byClientId.clear()
     this.publishQueues.clear()
+    this.qos2ByClientId.clear()
     await Promise.all(this.healths.map((health) => health.close()))
     await this.failover.close()
   }

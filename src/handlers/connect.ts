@@ -48,7 +48,7 @@ export function authenticate (tier: DualBroker): AuthenticateHook {
     // [MQTT-3.1.3-8]: a persistent session needs an id to be found by (Aedes would invent one).
     if (identity.clientId === '' && !identity.clean) return done(refusal(IDENTIFIER_REJECTED), false)
     // Aedes assigns an id to a clean client that sent none; the brokers must see the same one.
-    const session = new TerminalSession(client, { ...identity, clientId: client.id }, tier.healths, tier.failover, tier.options.dedup, tier.options.limits.maxInflight, tier.forwardFilter)
+    const session = new TerminalSession(client, { ...identity, clientId: client.id }, tier.healths, tier.failover, tier.options.dedup, tier.options.limits.maxInflight, tier.forwardFilter, tier.qos2Exchanges(client.id, identity.clean))
     let previous: TerminalSession | undefined
     tier.prepareTakeover(client.id).then((yielded) => {
       previous = yielded

@@ -68,6 +68,11 @@ export function forward (tier: DualBroker, client: Client, packet: PublishPacket
   const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
   const qos = packet.qos
   let acknowledge = done
+  if (qos === 2) {
+    const whenSafe = session.qos2.begin(packet.messageId!, done)
+    if (whenSafe === undefined) return // a resend: answered once the first is safe, sent nowhere
+    acknowledge = whenSafe
+  }
   if (qos === 1) {
     acknowledge = pubackWhenSafe(session, packet.messageId!)
     packet.qos = 0 // read by Aedes right after this hook: it writes no PUBACK, routes nothing (see localPublish)

@@ -6,6 +6,7 @@ import type { UpstreamConnection } from './connection.js'
 import { type DedupOptions, Deduplicator } from './dedup.js'
 import { DeliveryRelay, type ForwardFilter, type RelayLinks } from './delivery-relay.js'
 import { type Grants, SubscribeBatch } from './subscribe-batch.js'
+import type { Qos2Exchanges } from '../handlers/qos2-exchanges.js'
 import type { BrokerHealth } from './broker-health.js'
 import { type ConnectOutcome, type LinkOwner, type Qos, type TerminalIdentity, UpstreamLink, type UpstreamPublish } from './upstream-link.js'
 
@@ -39,7 +40,9 @@ export class TerminalSession implements LinkOwner, RelayLinks {
     private readonly forwarding: Forwarding,
     dedup: DedupOptions,
     maxInflight: number,
-    forwardFilter: ForwardFilter | undefined
+    forwardFilter: ForwardFilter | undefined,
+    /** The terminal's QoS 2 publishes until its PUBREL. */
+    readonly qos2: Qos2Exchanges
   ) {
     this.relay = new DeliveryRelay(client, this, new Deduplicator(dedup), forwardFilter)
     this.flow = new InboundFlow(maxInflight)
@@ -121,9 +124,11 @@ export class TerminalSession implements LinkOwner, RelayLinks {
     this.relay.released(messageId, connection, from)
   }
 
-  /** The terminal's ack of a delivery: true when it was one of the tier's. */
+  /** The terminal's ack of a delivery: true when it was one of the tier's. Its PUBREL goes on to Aedes, which answers PUBCOMP. */
   acked (ack: TerminalAck): boolean {
-    return this.relay.acked(ack)
+    if (ack.cmd !== 'pubrel') return this.relay.acked(ack)
+    this.qos2.released(ack.messageId)
+    return false
   }
 
   /** The terminal has its CONNACK: deliveries may go out. */
