@@ -1,5 +1,6 @@
 import t from 'tap'
 import type { ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
 import { startAedes } from './support/aedes-broker.js'
@@ -12,7 +13,7 @@ const lines = (text: string): string[] => text.split('\n').filter((line) => line
 t.test('--version prints the package version', async (t) => {
   const { code, stdout } = await run(['--version'])
   t.equal(code, 0)
-  t.equal(stdout.trim(), '0.1.0')
+  t.equal(stdout.trim(), JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version)
 })
 
 t.test('a bad config file exits 2 with one stderr line per problem, naming the key', async (t) => {
