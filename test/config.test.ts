@@ -168,6 +168,10 @@ t.test('messages for missing, mistyped and unknown keys', async (t) => {
     'store.maxBytes: -1 is not valid: expected a number at least 0'
   ])
   t.same(problems({ file: { listen: { ws_port: 1 } } }), ['listen.ws_port: unknown key (did you mean "wsPort"?)'])
+  t.same(problems({ file: { broker1: { url: 'mqtt://a' }, broker2: { ulr: 'mqtt://b' } } }), [
+    'broker2.url: missing, expected a broker URL like "mqtt://127.0.0.1:1883"',
+    'broker2.ulr: unknown key (did you mean "url"?)'
+  ], 'two swapped letters are one edit')
   t.same(problems({ file: { zzz: 1 } }), ['zzz: unknown key'], 'no hint when nothing is close')
   t.same(problems({ flags: { defaultPolicy: 'sometimes' } }),
     ['defaultPolicy: "sometimes" is not valid: expected one of "failover", "queue", "both", "drop" (from --default-policy)'])
