@@ -30,6 +30,8 @@ export interface AedesHooks {
   publish: BrokerPublish
   authorizeForward: (client: Client, packet: PublishPacket) => PublishPacket | null | undefined
   closed: boolean
+  /** The options Aedes was created with; it reads `drainTimeout` each time it waits for a full socket. */
+  opts: { drainTimeout: number }
 }
 
 /** Members of an Aedes Client that exist at run time but not in the typings. */
@@ -38,6 +40,8 @@ export interface ClientInternals {
   _disconnected?: boolean
   /** Calls back on 'drain'; closes the client when none comes within the broker's drainTimeout. */
   waitForDrain: (callback: () => void) => void
+  /** The stream Aedes was handed for this terminal. */
+  conn?: object
 }
 
 export function hooksOf (aedes: Aedes): AedesHooks {
@@ -51,4 +55,9 @@ export function sentDisconnect (client: Client): boolean {
 /** Aedes' own watch on a terminal that stopped reading: `limits.drainTimeoutMs` applies to the tier's writes too. */
 export function watchDrain (client: Client, drained: () => void): void {
   (client as unknown as ClientInternals).waitForDrain(drained)
+}
+
+/** The stream Aedes reads this terminal from (see `peerAddress` in listeners.ts). */
+export function connectionOf (client: Client): object | undefined {
+  return (client as unknown as ClientInternals).conn
 }
