@@ -113,7 +113,7 @@ export const pluginSchema = z.strictObject({
   limits: terminalLimitsSchema.default(terminalLimitsSchema.parse({}))
 })
 
-export type DualBrokerOptions = z.input<typeof pluginSchema>
+/** What `dualBroker` runs with, defaults applied. The documented input type is `DualBrokerOptions` in src/options.ts. */
 export type ResolvedOptions = z.output<typeof pluginSchema>
 export type BrokerOptions = z.output<typeof brokerSchema>
 export type HealthOptions = z.output<typeof healthSchema>
@@ -161,5 +161,5 @@ export const serverSchema = pluginSchema.extend({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
 })
 
-export type AccessTierConfig = z.input<typeof serverSchema>
+/** The input type is `AccessTierConfig` in src/options.ts. */
 export type ResolvedServerConfig = z.output<typeof serverSchema>
