@@ -4,7 +4,7 @@
  * (so nothing is counted twice and a late-attached plugin still sees the full
  * totals); only the ack latency histogram needs an event, `publish-acked`.
  */
-import { Counter, Gauge, Histogram, type Metric, Registry } from 'prom-client'
+import { collectDefaultMetrics, Counter, Gauge, Histogram, type Metric, Registry } from 'prom-client'
 import type { BrokerName, DualBroker, DualBrokerEvents, TierState } from '../src/index.js'
 
 /** What the plugin needs of a tier: any `DualBroker` qualifies. */
@@ -15,6 +15,12 @@ export interface MetricsOptions {
   registry?: Registry
   /** Prefix of every metric name; default `dualbroker_`. */
   prefix?: string
+  /**
+   * prom-client's default process metrics (memory, CPU, event-loop lag, file descriptors, GC),
+   * with the same prefix: `dualbroker_process_…`, `dualbroker_nodejs_…`. Default true; skipped
+   * when the registry already has them under this prefix.
+   */
+  processMetrics?: boolean
 }
 
 export interface MetricsPlugin {
@@ -35,8 +41,8 @@ const ACK_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
 export function metricsPlugin (tier: ObservedTier, options: MetricsOptions = {}): MetricsPlugin {
   const registry = options.registry ?? new Registry()
   const prefix = options.prefix ?? 'dualbroker_'
-  const metrics: Metric[] = []
-  const add = <M extends Metric>(metric: M): M => { metrics.push(metric); return metric }
+  const names: string[] = []
+  const add = <M extends Metric>(metric: M): M => { names.push((metric as unknown as { name: string }).name); return metric }
 
   /** A counter whose value is a running total the tier keeps: set from it on each scrape. */
   const total = (name: string, help: string, read: (state: TierState) => number): void => {
@@ -102,6 +108,12 @@ export function metricsPlugin (tier: ObservedTier, options: MetricsOptions = {})
     buckets: ACK_BUCKETS,
     registers: [registry]
   }))
+  if (options.processMetrics !== false && registry.getSingleMetric(`${prefix}process_cpu_seconds_total`) === undefined) {
+    const before = new Set(registry.getMetricsAsArray().map((metric) => metric.name))
+    collectDefaultMetrics({ register: registry, prefix })
+    names.push(...registry.getMetricsAsArray().map((metric) => metric.name).filter((name) => !before.has(name)))
+  }
+
   // The tier emits `publish-acked` only while someone listens: this listener is what turns it on.
   const onAcked = ({ broker, seconds }: DualBrokerEvents['publish-acked'][0]): void => ackSeconds.observe({ broker }, seconds)
   tier.on('publish-acked', onAcked)
@@ -112,7 +124,7 @@ export function metricsPlugin (tier: ObservedTier, options: MetricsOptions = {})
     metrics: () => registry.metrics(),
     close () {
       tier.off('publish-acked', onAcked)
-      for (const metric of metrics.splice(0)) registry.removeSingleMetric((metric as unknown as { name: string }).name)
+      for (const name of names.splice(0)) registry.removeSingleMetric(name)
     }
   }
 }

@@ -31,6 +31,8 @@ export interface AedesHooks {
   publish: BrokerPublish
   authorizeForward: AuthorizeForwardHook
   closed: boolean
+  /** The options Aedes was created with; it reads `drainTimeout` each time it waits for a full socket. */
+  opts: { drainTimeout: number }
 }
 
 /** Members of an Aedes Client that exist at run time but not in the typings. */
@@ -39,6 +41,8 @@ export interface ClientInternals {
   _disconnected?: boolean
   /** Calls back on 'drain'; closes the client when none comes within the broker's drainTimeout. */
   waitForDrain: (callback: () => void) => void
+  /** The stream Aedes was handed for this terminal. */
+  conn?: object
 }
 
 export function hooksOf (aedes: Aedes): AedesHooks {
@@ -122,4 +126,9 @@ export function reportSessionPresent (client: Client): void {
     }
     return ownWrite.call(this, bytes, ...rest)
   }
+}
+
+/** The stream Aedes reads this terminal from (see `peerAddress` in listeners.ts). */
+export function connectionOf (client: Client): object | undefined {
+  return (client as unknown as ClientInternals).conn
 }

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { Command } from 'commander'
 import { pino } from 'pino'
-import { ConfigError, loadConfigFile, maskSecrets, redactText, resolveConfig, type CliFlags } from './config/load.js'
+import { ConfigError, loadConfigFile, maskSecrets, mergeSources, redactText, resolveConfig, type CliFlags, type ConfigSources } from './config/load.js'
+import { printableConfig } from './config/print.js'
 import { policyModes, type ResolvedServerConfig } from './config/schema.js'
 
 const NAME = 'aedes-dual-broker'
@@ -14,30 +15,48 @@ const EXIT_USAGE = 2
 const program = new Command(NAME)
   .description('MQTT access tier: keeps every terminal connected to two upstream brokers')
   .version(packageVersion(), '--version')
-  .option('--config <file>', 'config file, YAML or JSON')
+  .option('--config <file>', 'config file, YAML or JSON; SIGHUP reads it again')
   .option('--port <port>', 'MQTT port (default: 1883)')
-  .option('--host <host>', 'address to listen on (default: 0.0.0.0)')
+  .option('--host <host>', 'address to listen on (default: 0.0.0.0; 127.0.0.1 with the embedded brokers)')
   .option('--ws-port <port>', 'MQTT over WebSocket port (default: off)')
   .option('--broker1 <url>', 'primary upstream broker, e.g. mqtt://10.0.0.1:1883')
   .option('--broker2 <url>', 'standby upstream broker')
+  .option('--embedded-ports <a,b>', 'ports of the embedded brokers used when no broker is set (default: --port + 1, + 2; 0 = any free port)')
   .option('--data <dir>', 'folder of the node\'s state (default: ./data)')
   .option('--policy <filter=mode>', `topic policy, repeatable; mode: ${policyModes.join('|')}`, (v: string, all: string[] = []) => [...all, v])
   .option('--default-policy <mode>', 'policy of topics no --policy matches (default: both)')
   .option('--http-port <port>', 'HTTP port of /health, /metrics and the status page (default: off)')
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default: info)')
+  .option('--tls-port <port>', 'MQTT over TLS port, with --tls-cert and --tls-key (default: 8883)')
+  .option('--tls-cert <file>', 'PEM certificate (chain) of the TLS listener; turns it on')
+  .option('--tls-key <file>', 'PEM private key of the TLS listener')
+  .option('--tls-ca <file>', 'PEM CA that signs the terminals\' client certificates')
+  .option('--tls-request-cert', 'require a client certificate signed by --tls-ca')
+  .option('--max-connections <n>', 'terminal connections open at once, per listener (default: 10000; 0 = no limit)')
+  .option('--connection-rate <n>', 'new connections accepted per second, per listener (default: 1000; 0 = no limit)')
+  .option('--max-packet-size <size>', 'largest packet a terminal may send, e.g. 256KiB (default: 1MiB; 0 = no limit)')
+  .option('--max-inflight <n>', 'QoS 1 publishes per terminal not yet safe before the tier stops reading it (default: 1000)')
   .option('--print-config', 'print the effective configuration (secrets masked) and exit')
   .configureOutput({ outputError: (text, write) => write(`${NAME}: ${text.replace(/^error: /, '')}`) })
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE))
+
+type Options = CliFlags & { config?: string, printConfig?: true }
 
 function fail (lines: string[], code: number): never {
   for (const line of lines) process.stderr.write(`${NAME}: ${line}\n`)
   process.exit(code)
 }
 
-function configure (options: CliFlags & { config?: string }): ResolvedServerConfig {
+/** The config file (read anew on each call), the environment and the flags; throws a ConfigError. */
+function sources (options: Options): ConfigSources {
+  const file = options.config === undefined ? undefined : loadConfigFile(options.config)
+  return { file, flags: options, env: process.env }
+}
+
+function configure (options: Options): { config: ResolvedServerConfig, given: ConfigSources } {
   try {
-    const file = options.config === undefined ? undefined : loadConfigFile(options.config)
-    return resolveConfig({ file, flags: options, env: process.env })
+    const given = sources(options)
+    return { config: resolveConfig(given), given }
   } catch (err) {
     if (err instanceof ConfigError) fail(err.problems, EXIT_USAGE)
     throw err
@@ -46,10 +65,10 @@ function configure (options: CliFlags & { config?: string }): ResolvedServerConf
 
 async function main (): Promise<void> {
   program.parse()
-  const options = program.opts<CliFlags & { config?: string, printConfig?: true }>()
-  const config = configure(options)
+  const options = program.opts<Options>()
+  const { config, given } = configure(options)
   if (options.printConfig === true) {
-    process.stdout.write(`${JSON.stringify(maskSecrets(config), null, 2)}\n`)
+    process.stdout.write(`${JSON.stringify(printableConfig(config, mergeSources(given).merged), null, 2)}\n`)
     return
   }
   const logger = pino({
@@ -96,6 +115,20 @@ async function main (): Promise<void> {
   }
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
+  // As mosquitto does: SIGHUP reads the configuration again. What cannot change live is named, not applied.
+  const running = tier
+  process.on('SIGHUP', () => {
+    if (stopping) return
+    let next: ResolvedServerConfig
+    try {
+      next = resolveConfig(sources(options))
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      logger.error({ problems: err.problems.map((p) => redactText(p, config)) }, 'config reload failed: the running configuration stays')
+      return
+    }
+    logger.info(running.reconfigure(next), 'config reloaded')
+  })
 }
 
 /** package.json is one folder up from src/cli.ts and two from dist/src/cli.js. */

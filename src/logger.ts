@@ -4,6 +4,8 @@ export interface Logger {
   warn: (obj: object, msg?: string) => void
   error: (obj: object, msg?: string) => void
   debug: (obj: object, msg?: string) => void
+  /** pino's level, set on a config reload when the logger has one. */
+  level?: string
 }
 
 function discard (): void {}

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events'
 import type { Aedes, Callback, Client, PublishPacket } from './aedes-types.js'
 import { type AedesHooks, hooksOf } from './aedes-types.js'
-import { type DualBrokerOptions, pluginSchema, type ResolvedOptions } from './config/schema.js'
+import { pluginSchema, type ResolvedOptions } from './config/schema.js'
+import type { DualBrokerOptions } from './options.js'
 import { ConfigError } from './config/errors.js'
 import { formatIssues } from './config/problems.js'
 import type { DualBrokerEvents, TierState } from './events.js'
@@ -29,6 +30,9 @@ import { Qos2Exchanges } from './handlers/qos2-exchanges.js'
 
 export { LOCAL_TOPIC_PREFIX }
 
+/** The part of the options `reconfigure` takes. */
+const liveSchema = pluginSchema.pick({ policies: true, defaultPolicy: true, health: true, limits: true })
+
 export interface PluginExtras {
   logger?: Logger
 }
@@ -52,6 +56,7 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
   /** The instance's `authorizeForward` before the tier's: it sees the deliveries the tier writes itself. */
   private ownForward: AedesHooks['authorizeForward'] | undefined
   private started = false
+  private ackSweep: NodeJS.Timeout | undefined
 
   constructor (readonly aedes: Aedes, readonly options: ResolvedOptions, readonly logger: Logger) {
     super()
@@ -111,8 +116,8 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
     this.listen('unsubscribe', onUnsubscribe(this))
     this.listen('clientDisconnect', onClientDisconnect(this))
     this.listen('closed', () => { void this.close() })
-    const sweep = setInterval(() => this.checkAcks(), this.options.health.ackTimeoutMs / 2).unref()
-    this.detach.push(() => clearInterval(sweep))
+    this.sweepAcks()
+    this.detach.push(() => clearInterval(this.ackSweep))
     this.healths.forEach((health, index) => this.watch(health, index as 0 | 1))
   }
 
@@ -155,6 +160,31 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
     await Promise.all(verdicts)
     this.started = true
     this.failover.start()
+  }
+
+  private sweepAcks (): void {
+    clearInterval(this.ackSweep)
+    this.ackSweep = setInterval(() => this.checkAcks(), this.options.health.ackTimeoutMs / 2).unref()
+  }
+
+  /**
+   * Takes over the options that can change while terminals stay connected (a config reload):
+   * the policies, from the next publish on; the health timings except `keepaliveSeconds` (the
+   * health links' CONNECT carries it: that one needs a restart), from their next use; and
+   * `limits.maxInflight`, for the terminals that connect from now on. Given as a whole, as at
+   * start: a key left out is back at its default. No terminal, session or stored message is touched.
+   */
+  reconfigure (options: Pick<DualBrokerOptions, 'policies' | 'defaultPolicy' | 'health' | 'limits'>): void {
+    const parsed = liveSchema.safeParse(options)
+    if (!parsed.success) throw new ConfigError(formatIssues(parsed.error, options, liveSchema))
+    const { policies, defaultPolicy, health: { keepaliveSeconds: _restartOnly, ...timings }, limits } = parsed.data
+    this.failover.usePolicies(new PolicyTable(policies, defaultPolicy))
+    Object.assign(this.options, { policies, defaultPolicy })
+    const sweepChanged = timings.ackTimeoutMs !== this.options.health.ackTimeoutMs
+    // Shared by reference with the endpoints, sessions and the failover controller: each reads it when it needs it.
+    Object.assign(this.options.health, timings)
+    Object.assign(this.options.limits, limits)
+    if (sweepChanged && this.ackSweep !== undefined && !this.isClosing) this.sweepAcks()
   }
 
   /**

@@ -3,11 +3,16 @@ import { join } from 'node:path'
 import { Aedes } from 'aedes'
 import { ConfigError } from './config/errors.js'
 import { formatIssues } from './config/problems.js'
-import { type AccessTierConfig, type ResolvedServerConfig, serverSchema } from './config/schema.js'
+import { embeddedPorts, listenHost } from './config/demo.js'
+import { planReload } from './config/reload.js'
+import { type ResolvedServerConfig, serverSchema } from './config/schema.js'
+import type { AccessTierConfig } from './options.js'
 import { startEmbeddedBrokers, type EmbeddedBrokers } from './embedded-brokers.js'
 import { type Address, type Listener, type ListenOptions, listenTcp, listenWs } from './listeners.js'
+import { logRefusals } from './refusals.js'
 import { type Logger, silentLogger } from './logger.js'
 import { type DualBroker, dualBroker } from './plugin.js'
+import { hooksOf } from './aedes-types.js'
 import { statusServer } from '../plugins/status/index.js'
 import { sysTopicsPlugin } from '../plugins/sys-topics.js'
 
@@ -26,6 +31,12 @@ export interface AccessTier {
     broker2: string
     embeddedBrokers: boolean
   }
+  /**
+   * Takes over what can change live from a new configuration (a reload: SIGHUP on the command
+   * line) and says which changed keys it applied and which wait for a restart. No terminal is
+   * dropped and no stored message touched. Throws a ConfigError, changing nothing, when `config` is invalid.
+   */
+  reconfigure: (config: AccessTierConfig | ResolvedServerConfig) => { applied: string[], restartNeeded: string[] }
   close: () => Promise<void>
 }
 
@@ -57,10 +68,12 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
   }
   try {
     let embedded: EmbeddedBrokers | undefined
+    const host = listenHost(resolved)
     if (resolved.broker1 === undefined || resolved.broker2 === undefined) {
-      embedded = await startEmbeddedBrokers()
+      embedded = await startEmbeddedBrokers(embeddedPorts(resolved))
       cleanup.push(() => embedded!.close())
-      logger.info({ broker1: embedded.urls[0], broker2: embedded.urls[1] }, 'no brokers configured: two embedded Aedes brokers serve as Broker1 and Broker2')
+      logger.info({ broker1: embedded.urls[0], broker2: embedded.urls[1], host },
+        `no brokers configured: two embedded Aedes brokers serve as Broker1 and Broker2${resolved.listen.host === undefined ? '; terminals are taken on 127.0.0.1 only (--host opens more)' : ''}`)
     }
     const broker1 = resolved.broker1 ?? { ...brokerDefaults, url: embedded!.urls[0] }
     const broker2 = resolved.broker2 ?? { ...brokerDefaults, url: embedded!.urls[1] }
@@ -71,6 +84,7 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
     // $SYS/dual-broker/ topics and, per connection, the QoS 2 exchanges it is holding.
     const aedes = await Aedes.createBroker({ drainTimeout: resolved.limits.drainTimeoutMs })
     cleanup.push(() => new Promise<void>((resolve) => aedes.close(() => resolve())))
+    logRefusals(aedes, logger)
     const { listen, http, data: _data, logLevel: _logLevel, limits, ...pluginOptions } = resolved
     const store = { ...pluginOptions.store, path: pluginOptions.store?.path ?? join(resolved.data, 'pending') }
     const started = await dualBroker(aedes, { ...pluginOptions, limits: { maxInflight: limits.maxInflight }, store, broker1, broker2, logger })
@@ -81,12 +95,26 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
     const status = http.port === undefined ? undefined : await statusServer(started, { host: http.host, port: http.port })
     if (status !== undefined) cleanup.push(status.close)
 
-    const opened = await openListeners(aedes, listen, { limits, logger }, listeners)
+    const opened = await openListeners(aedes, { ...listen, host }, { limits, logger }, listeners)
     cleanup.push(async () => { for (const listener of listeners) await listener.close() })
+    let running = resolved
+    const reconfigure = (config: AccessTierConfig | ResolvedServerConfig): { applied: string[], restartNeeded: string[] } => {
+      const wanted = serverSchema.safeParse(config)
+      if (!wanted.success) throw new ConfigError(formatIssues(wanted.error, config))
+      const { applied, restartNeeded, next } = planReload(running, wanted.data)
+      started.reconfigure({ policies: next.policies, defaultPolicy: next.defaultPolicy, health: next.health, limits: { maxInflight: next.limits.maxInflight } })
+      for (const listener of listeners) listener.setLimits(next.limits)
+      // Aedes reads it each time a terminal's socket is full.
+      hooksOf(aedes).opts.drainTimeout = next.limits.drainTimeoutMs
+      if (logger.level !== undefined) logger.level = next.logLevel
+      running = next
+      return { applied, restartNeeded }
+    }
     return {
       tier: started,
       aedes,
       addresses: { ...opened, ...(status !== undefined && { http: status.address }), broker1: broker1.url, broker2: broker2.url, embeddedBrokers: embedded !== undefined },
+      reconfigure,
       close
     }
   } catch (error) {
@@ -96,7 +124,7 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
 }
 
 /** The terminals' listeners: TCP always, WebSocket and TLS when configured. Each one opened is added to `opened`. */
-async function openListeners (aedes: Aedes, listen: ResolvedServerConfig['listen'], options: ListenOptions, opened: Listener[]): Promise<{ mqtt: Address, ws?: Address, mqtts?: Address }> {
+async function openListeners (aedes: Aedes, listen: ResolvedServerConfig['listen'] & { host: string }, options: ListenOptions, opened: Listener[]): Promise<{ mqtt: Address, ws?: Address, mqtts?: Address }> {
   const add = (listener: Listener): Address => {
     opened.push(listener)
     return listener.address

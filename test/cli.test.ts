@@ -1,5 +1,6 @@
 import t from 'tap'
 import type { ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
 import { startAedes } from './support/aedes-broker.js'
@@ -12,7 +13,7 @@ const lines = (text: string): string[] => text.split('\n').filter((line) => line
 t.test('--version prints the package version', async (t) => {
   const { code, stdout } = await run(['--version'])
   t.equal(code, 0)
-  t.equal(stdout.trim(), '0.1.0')
+  t.equal(stdout.trim(), JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version)
 })
 
 t.test('a bad config file exits 2 with one stderr line per problem, naming the key', async (t) => {
@@ -58,6 +59,27 @@ t.test('--print-config prints the effective config with secrets masked', async (
     policies: [{ topic: 'a/#', mode: 'drop' }],
     logLevel: 'info'
   })
+})
+
+t.test('--print-config keeps durations and sizes as written and names the embedded brokers a start would use', async (t) => {
+  const dir = t.testdir({ 'c.yaml': 'policies:\n  - { topic: "alarms/#", mode: queue, ttl: 1h }\nstore:\n  maxBytes: 512MiB\n' })
+  const { code, stdout, stderr } = await run(['--config', join(dir, 'c.yaml'), '--port', '24883', '--max-packet-size', '256KiB', '--print-config'])
+  t.equal(code, 0, stderr)
+  const config = JSON.parse(stdout)
+  t.same(config.policies, [{ topic: 'alarms/#', mode: 'queue', ttl: '1h' }])
+  t.equal(config.store.maxBytes, '512MiB')
+  t.equal(config.limits.maxPacketSize, '256KiB')
+  t.equal(config.health.ackTimeoutMs, 5000, 'defaults are numbers')
+  t.same(config.embeddedPorts, [24884, 24885], 'derived from --port')
+  t.equal(config.listen.host, '127.0.0.1', 'demo mode listens on loopback')
+  t.equal(config.broker1, undefined)
+
+  const moved = JSON.parse((await run(['--embedded-ports', '2001,2002', '--host', '0.0.0.0', '--print-config'])).stdout)
+  t.same(moved.embeddedPorts, [2001, 2002])
+  t.equal(moved.listen.host, '0.0.0.0', '--host opens the demo to the network')
+  const real = JSON.parse((await run(['--broker1', 'mqtt://10.0.0.1', '--broker2', 'mqtt://10.0.0.2', '--print-config'])).stdout)
+  t.equal(real.embeddedPorts, undefined, 'no embedded brokers with real ones')
+  t.equal(real.listen.host, '0.0.0.0')
 })
 
 /** Resolves with the first JSON log line whose msg is `msg`. */
@@ -116,13 +138,17 @@ t.test('a start failure exits 1 with a fatal log line and one stderr line', asyn
   t.match(stdout, /"level":60.*"msg":"cannot start: /)
 })
 
-t.test('with no broker named it runs two embedded brokers: a terminal subscribes and receives what another publishes', async (t) => {
+t.test('with no broker named it runs two embedded brokers on loopback: a terminal subscribes and receives what another publishes', async (t) => {
   const dir = t.testdir({})
-  const child = start(['--host', '127.0.0.1', '--port', '0', '--data', join(dir, 'data')])
+  // No --host: in demo mode the terminals' listener, too, takes loopback only. --port 0: the embedded brokers take free ports.
+  const child = start(['--port', '0', '--data', join(dir, 'data')])
   const outcome = finish(child)
   t.teardown(() => { child.kill('SIGKILL') })
   const listening = await logLine(child, 'listening')
-  t.match(listening, { embeddedBrokers: true, broker1: 'mqtt://127.0.0.1:1884', broker2: 'mqtt://127.0.0.1:1885' })
+  t.match(listening, { embeddedBrokers: true, broker1: /^mqtt:\/\/127\.0\.0\.1:\d+$/, broker2: /^mqtt:\/\/127\.0\.0\.1:\d+$/, mqtt: { host: '127.0.0.1' } })
+  const ports = [listening.broker1, listening.broker2].map((url) => Number(new URL(String(url)).port))
+  t.ok(ports.every((port) => port > 0), 'the ports actually bound are logged')
+  t.not(ports[0], ports[1])
   const url = `mqtt://127.0.0.1:${(listening.mqtt as { port: number }).port}`
   const subscriber = await connectClient(t, url, { clientId: 'demo-sub' })
   await subscriber.subscribeAsync('demo/#', { qos: 1 })

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { join } from 'node:path'
-import { ConfigError, flagsToConfig, loadConfigFile, maskSecrets, redactText, resolveConfig, type ConfigSources } from '../src/config/load.js'
+import { ConfigError, flagsToConfig, loadConfigFile, maskSecrets, redactText, resolveConfig, type CliFlags, type ConfigSources } from '../src/config/load.js'
+import { embeddedPorts, listenHost } from '../src/config/demo.js'
 
 /** The problem lines of a config that must be refused. */
 function problems (sources: ConfigSources): string[] {
@@ -68,6 +69,20 @@ t.test('flagsToConfig maps each flag to its key', async (t) => {
   t.same(flagsToConfig({}), {})
 })
 
+t.test('flagsToConfig maps the TLS, limit and embedded-broker flags', async (t) => {
+  t.same(flagsToConfig({
+    tlsPort: '8884', tlsCert: '/tls/cert.pem', tlsKey: '/tls/key.pem', tlsCa: '/tls/ca.pem', tlsRequestCert: true,
+    maxConnections: '500', connectionRate: '50', maxPacketSize: '256KiB', maxInflight: '64', embeddedPorts: '2884,2885'
+  }), {
+    listen: { tls: { port: 8884, cert: '/tls/cert.pem', key: '/tls/key.pem', ca: '/tls/ca.pem', requestCert: true } },
+    limits: { maxConnections: 500, connectionRatePerSecond: 50, maxPacketSize: '256KiB', maxInflight: 64 },
+    embeddedPorts: [2884, 2885]
+  })
+  t.same(resolveConfig({ flags: { maxPacketSize: '256KiB' } }).limits.maxPacketSize, 256 * 1024, 'a size flag takes units')
+  t.same(problems({ flags: { embeddedPorts: '2884' } }), ['--embedded-ports: "2884" is not two whole numbers A,B'])
+  t.same(problems({ flags: { tlsCert: '/c.pem' } }), ['listen.tls.key: missing, expected a string'])
+})
+
 t.test('flagsToConfig refuses bad numbers and policies, naming the flag', async (t) => {
   let refused: string[] = []
   try {
@@ -86,11 +101,24 @@ t.test('flagsToConfig refuses bad numbers and policies, naming the flag', async 
 
 t.test('defaults apply when nothing is given', async (t) => {
   const config = resolveConfig({})
-  t.same(config.listen, { host: '0.0.0.0', port: 1883 })
+  t.same(config.listen, { port: 1883 }, 'the host depends on whether embedded brokers stand in (src/config/demo.ts)')
   t.equal(config.data, './data')
   t.equal(config.defaultPolicy, 'both')
   t.equal(config.logLevel, 'info')
   t.equal(config.broker1, undefined, 'no broker: the server starts embedded ones')
+})
+
+t.test('demo mode: the embedded brokers follow the terminals\' port, and only loopback listens unless a host is given', async (t) => {
+  const demo = (flags: CliFlags): { ports: [number, number], host: string } => {
+    const config = resolveConfig({ flags })
+    return { ports: embeddedPorts(config), host: listenHost(config) }
+  }
+  t.same(demo({}), { ports: [1884, 1885], host: '127.0.0.1' })
+  t.same(demo({ port: '24883' }), { ports: [24884, 24885], host: '127.0.0.1' })
+  t.same(demo({ port: '0' }), { ports: [0, 0], host: '127.0.0.1' }, 'port 0: any free ports')
+  t.same(demo({ port: '65535' }), { ports: [0, 0], host: '127.0.0.1' }, 'no ports after 65535: any free ones')
+  t.same(demo({ embeddedPorts: '3001,3002', host: '0.0.0.0' }), { ports: [3001, 3002], host: '0.0.0.0' })
+  t.equal(listenHost(resolveConfig({ flags: { broker1: 'mqtt://a', broker2: 'mqtt://b' } })), '0.0.0.0', 'real brokers: all interfaces')
 })
 
 t.test('flags override the file, which overrides defaults', async (t) => {
@@ -168,6 +196,10 @@ t.test('messages for missing, mistyped and unknown keys', async (t) => {
     'store.maxBytes: -1 is not valid: expected a number at least 0'
   ])
   t.same(problems({ file: { listen: { ws_port: 1 } } }), ['listen.ws_port: unknown key (did you mean "wsPort"?)'])
+  t.same(problems({ file: { broker1: { url: 'mqtt://a' }, broker2: { ulr: 'mqtt://b' } } }), [
+    'broker2.url: missing, expected a broker URL like "mqtt://127.0.0.1:1883"',
+    'broker2.ulr: unknown key (did you mean "url"?)'
+  ], 'two swapped letters are one edit')
   t.same(problems({ file: { zzz: 1 } }), ['zzz: unknown key'], 'no hint when nothing is close')
   t.same(problems({ flags: { defaultPolicy: 'sometimes' } }),
     ['defaultPolicy: "sometimes" is not valid: expected one of "failover", "queue", "both", "drop" (from --default-policy)'])

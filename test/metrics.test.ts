@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Registry } from 'prom-client'
+import { collectDefaultMetrics, Registry } from 'prom-client'
 import { metricsPlugin } from '../plugins/metrics.js'
 import { connectClient } from './support/client.js'
 import { FAILOVER_HEALTH, nextEvent, startDurableTier } from './support/durable.js'
@@ -82,7 +82,29 @@ t.test('a shared registry and prefix; close() removes the metrics and the listen
   const m = parseMetrics(await registry.metrics())
   t.equal(m.get(series('edge_broker_up', { broker: 'broker2' })), 1)
   t.notOk([...m.keys()].some((key) => key.startsWith('dualbroker_')), 'every name takes the prefix')
+  t.ok(m.get(series('edge_process_resident_memory_bytes'))! > 0, 'process metrics, with the prefix')
+  t.ok(m.has(series('edge_nodejs_eventloop_lag_p99_seconds')), 'event-loop lag')
+  t.ok(m.has(series('edge_process_open_fds')), 'file descriptors')
+  const collected = new Registry()
+  collectDefaultMetrics({ register: collected, prefix: 'edge_' })
+  const beside = metricsPlugin(tier, { registry: collected, prefix: 'edge_' })
+  t.ok(parseMetrics(await beside.metrics()).has(series('edge_process_open_fds')), 'a registry that already collects them keeps its own (prom-client would throw on a second set)')
+  beside.close()
   metrics.close()
   t.equal(tier.listenerCount('publish-acked'), listeners, 'stopped listening')
   t.same(await registry.getMetricsAsJSON(), [], 'metrics removed from the registry')
+})
+
+t.test('processMetrics: false leaves the process metrics out', async (t) => {
+  // The plugin reads only `state`, `on` and `off`: a still tier is enough here.
+  const state = {
+    brokers: { broker1: { state: 'up' }, broker2: { state: 'up' } },
+    counters: { failovers: 0, failbacks: 0, stored: 0, replayed: 0, forwarded: { broker1: [0, 0, 0], broker2: [0, 0, 0] }, dropped: { policy: 0, overflow: 0, expired: 0, qos0: 0 } },
+    pending: { messages: 0, bytes: 0 },
+    clients: 0
+  }
+  const tier = { state, on () {}, off () {} }
+  const text = await metricsPlugin(tier as never, { processMetrics: false }).metrics()
+  t.notMatch(text, /process_|nodejs_/)
+  t.match(await metricsPlugin(tier as never).metrics(), /^# TYPE dualbroker_process_cpu_seconds_total counter$/m, 'on by default')
 })

@@ -1,7 +1,9 @@
 import t from 'tap'
 import type { MqttClient } from 'mqtt'
 import { statusServer, type StatusSnapshot } from '../plugins/status/index.js'
+import { statusPage } from '../plugins/status/page.js'
 import { sysTopicsPlugin } from '../plugins/sys-topics.js'
+import { newCounters as tierCounters } from '../src/failover/counters.js'
 import { startCli } from './support/cli-process.js'
 import { connectClient } from './support/client.js'
 import { nextEvent, startDurableTier, tempDir } from './support/durable.js'
@@ -113,6 +115,57 @@ t.test('/metrics, /events, the page, and what is not there', async (t) => {
 
   t.equal((await fetch(`${status.url}/nope`)).status, 404)
   t.equal((await fetch(`${status.url}/health`, { method: 'POST' })).status, 405)
+})
+
+t.test('the page arrives with the current state rendered in it, drops by reason included', async (t) => {
+  const b1 = await startMosquitto(t)
+  const b2 = await startMosquitto(t)
+  const { url, tier } = await startDurableTier(t, b1.url, b2.url, { policies: [{ topic: 'debug/#', mode: 'drop' }] })
+  const status = await statusServer(tier, { port: 0 })
+  t.teardown(status.close)
+  const terminal = await connectClient(t, url, { clientId: 'drops' })
+  const failover = nextEvent(tier, 'failover')
+  await b1.kill()
+  await failover
+  for (let i = 0; i < 2; i++) await terminal.publishAsync('debug/trace', `${i}`, { qos: 1 })
+
+  const html = await (await fetch(`${status.url}/`)).text()
+  t.match(html, /<body data-mode="failover">/, 'the mode, before any script ran')
+  t.match(html, /<span id="mode" class="badge">failover<\/span>/)
+  t.match(html, /data-broker="broker1" data-state="down"><h2>[^<]*<\/h2><div class="state">down<\/div><div class="url">mqtt:\/\/127\.0\.0\.1:\d+<\/div>/)
+  t.match(html, /data-broker="broker2" data-state="up">/)
+  t.match(html, /<div class="state" id="clients">1<\/div>/)
+  t.match(html, /<div class="state" id="dropped">2<\/div>/)
+  t.match(html, /<li data-reason="policy">policy <b>2<\/b><\/li>/, 'drops by reason')
+  t.match(html, /<li data-reason="qos0">qos0 <b>0<\/b><\/li>/)
+  t.match(html, /<tr data-type="failover"><td>\d\d:\d\d:\d\d<\/td><td>failover: /, 'the last events')
+  t.notMatch(html, /\{\{\w+\}\}/, 'every placeholder filled')
+  const initial = JSON.parse(/<script type="application\/json" id="initial">(.*?)<\/script>/s.exec(html)![1]!) as StatusSnapshot
+  t.match(initial, { mode: 'failover', counters: { dropped: { policy: 2 } } }, 'the snapshot the script starts from')
+  t.ok(Array.isArray(initial.history), 'with the chart\'s history')
+})
+
+t.test('the rendered page takes everything from the state as text, never as markup', async (t) => {
+  const hostile = '</script><img src=x onerror=alert(1)>'
+  const snapshot: StatusSnapshot = {
+    at: 0,
+    health: 'ok',
+    mode: 'failover',
+    brokers: { broker1: { state: 'down', url: `mqtt://a/${hostile}` }, broker2: { state: 'up', url: 'mqtt://b' } },
+    clients: 0,
+    pending: { messages: 0, bytes: 0 },
+    store: { enabled: true, writable: true },
+    counters: tierCounters(),
+    replay: null,
+    events: [{ at: 0, type: 'broker-down', detail: hostile }],
+    history: []
+  }
+  const html = statusPage(snapshot)
+  t.notMatch(html, '<img', 'no element from the state')
+  t.equal(html.split('</script>').length - 1, 2, 'only the page\'s own two scripts end')
+  t.match(html, '&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;')
+  const initial = /<script type="application\/json" id="initial">(.*?)<\/script>/s.exec(html)![1]!
+  t.equal(JSON.parse(initial).events[0].detail, hostile, 'the embedded JSON still reads back as it was')
 })
 
 t.test('retained $SYS/dual-broker/ topics, read by a terminal through the tier', async (t) => {

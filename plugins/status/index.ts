@@ -57,7 +57,7 @@ export async function statusServer (tier: ObservedTier, options: StatusServerOpt
       reply(res, up ? 200 : 503, 'application/json', JSON.stringify({ status: up ? 'ok' : 'unavailable', mode, brokers, pending, store, clients }))
     },
     '/metrics': async (_req, res) => reply(res, 200, metrics.contentType, await metrics.metrics()),
-    '/': (_req, res) => reply(res, 200, 'text/html; charset=utf-8', statusPage),
+    '/': (_req, res) => reply(res, 200, 'text/html; charset=utf-8', statusPage(feed.snapshot(true))),
     '/events': (req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' })
       if (req.method === 'HEAD') return void res.end()

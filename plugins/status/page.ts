@@ -1,11 +1,62 @@
 /**
  * The live status page, as a string so that `tsc` alone ships it (no build
- * step, no static files to copy). Plain JS in the page: it follows `events`
- * (server-sent events, relative so that a reverse proxy may mount it under a
- * path) and draws the pending depth as an inline SVG. Everything from the
- * server goes in as text, never as HTML.
+ * step, no static files to copy). The server renders the current snapshot into
+ * it, so the first paint already shows the state (also to a screenshot or a
+ * browser without scripts); the page's plain JS then draws the chart from the
+ * same snapshot, embedded as JSON, and follows `events` (server-sent events,
+ * relative so that a reverse proxy may mount it under a path). Everything from
+ * the server goes in as text, never as HTML: escaped here, `textContent` there.
  */
-export const statusPage = /* html */ `<!doctype html>
+import type { StatusSnapshot } from './feed.js'
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
+const escape = (value: unknown): string => String(value).replace(/[&<>"']/g, (c) => ESCAPES[c]!)
+
+const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB']
+function bytes (n: number): string {
+  let i = 0
+  while (n >= 1024 && i < BYTE_UNITS.length - 1) { n /= 1024; i++ }
+  return `${i === 0 ? n : n.toFixed(1)} ${BYTE_UNITS[i]}`
+}
+
+/** HH:MM:SS in UTC; the page's script shows local times once it runs. */
+const clock = (at: number): string => new Date(at).toISOString().slice(11, 19)
+
+function replayLine (replay: StatusSnapshot['replay']): string {
+  if (replay === null) return 'no replay since the status server started'
+  return replay.active
+    ? `replaying since ${clock(replay.startedAt)}: ${replay.replayed} replayed, ${replay.pending} pending`
+    : `last replay at ${clock(replay.startedAt)}: ${replay.replayed} replayed in ${((replay.durationMs ?? 0) / 1000).toFixed(1)} s`
+}
+
+/** The page with `snapshot` rendered into it. */
+export function statusPage (snapshot: StatusSnapshot): string {
+  const { mode, brokers, pending, clients, counters, events, replay } = snapshot
+  const dropped = Object.entries(counters.dropped)
+  const fill: Record<string, string> = {
+    mode: escape(mode),
+    ...Object.fromEntries((['broker1', 'broker2'] as const).flatMap((name) => [
+      [`${name}State`, escape(brokers[name].state)],
+      [`${name}Url`, escape(brokers[name].url)]
+    ])),
+    pending: String(pending.messages),
+    pendingBytes: bytes(pending.bytes),
+    clients: String(clients),
+    counters: `stored ${counters.stored} · replayed ${counters.replayed} · failovers ${counters.failovers} · failbacks ${counters.failbacks}`,
+    dropped: String(dropped.reduce((sum, [, count]) => sum + count, 0)),
+    drops: dropped.map(([reason, count]) => `<li data-reason="${escape(reason)}">${escape(reason)} <b>${count}</b></li>`).join(''),
+    replay: escape(replayLine(replay)),
+    replayValue: replay === null ? '0' : String(replay.replayed + replay.pending === 0 ? 1 : replay.replayed / (replay.replayed + replay.pending)),
+    events: events.length === 0
+      ? '<tr><td colspan="2" class="muted">none yet</td></tr>'
+      : events.map((e) => `<tr data-type="${escape(e.type)}"><td>${clock(e.at)}</td><td>${escape(e.type + (e.detail !== '' ? `: ${e.detail}` : ''))}</td></tr>`).join(''),
+    // In a <script> element only "</" can end it early: \u003c keeps the JSON inert.
+    initial: JSON.stringify(snapshot).replace(/</g, '\\u003c')
+  }
+  return template.replace(/\{\{(\w+)\}\}/g, (_, key: string) => fill[key] ?? '')
+}
+
+const template = /* html */ `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -35,17 +86,20 @@ export const statusPage = /* html */ `<!doctype html>
   td { padding: 2px 6px; border-top: 1px solid #eaeef2; vertical-align: top; }
   td:first-child { color: var(--dim); white-space: nowrap; }
   .muted { color: var(--dim); }
+  #drops { list-style: none; margin: 0; padding: 0; display: flex; flex-wrap: wrap; gap: 4px 12px; font-size: 12px; color: var(--dim); }
+  #drops b { color: #1f2328; font-weight: 600; }
 </style>
 </head>
-<body data-mode="unknown">
-<h1>aedes-dual-broker <span id="mode" class="badge">connecting</span> <span id="link">connecting…</span></h1>
+<body data-mode="{{mode}}">
+<h1>aedes-dual-broker <span id="mode" class="badge">{{mode}}</span> <span id="link">connecting…</span></h1>
 <div class="row">
-  <div class="card" data-broker="broker1" data-state="unknown"><h2>Broker1 (primary)</h2><div class="state">unknown</div><div class="url"></div></div>
-  <div class="card" data-broker="broker2" data-state="unknown"><h2>Broker2 (standby)</h2><div class="state">unknown</div><div class="url"></div></div>
+  <div class="card" data-broker="broker1" data-state="{{broker1State}}"><h2>Broker1 (primary)</h2><div class="state">{{broker1State}}</div><div class="url">{{broker1Url}}</div></div>
+  <div class="card" data-broker="broker2" data-state="{{broker2State}}"><h2>Broker2 (standby)</h2><div class="state">{{broker2State}}</div><div class="url">{{broker2Url}}</div></div>
 </div>
 <div class="row">
-  <div class="card"><h2>Pending in the store</h2><div class="state" id="pending">–</div><div class="url" id="pending-bytes"></div></div>
-  <div class="card"><h2>Terminals</h2><div class="state" id="clients">–</div><div class="url" id="counters"></div></div>
+  <div class="card"><h2>Pending in the store</h2><div class="state" id="pending">{{pending}}</div><div class="url" id="pending-bytes">{{pendingBytes}}</div></div>
+  <div class="card"><h2>Terminals</h2><div class="state" id="clients">{{clients}}</div><div class="url" id="counters">{{counters}}</div></div>
+  <div class="card"><h2>Dropped, by reason</h2><div class="state" id="dropped">{{dropped}}</div><ul id="drops">{{drops}}</ul></div>
 </div>
 <div class="card" style="margin-bottom:12px">
   <h2>Pending messages, last <span id="span">10 minutes</span></h2>
@@ -58,13 +112,14 @@ export const statusPage = /* html */ `<!doctype html>
 </div>
 <div class="card" style="margin-bottom:12px">
   <h2>Replay to Broker1</h2>
-  <progress id="replay-bar" max="1" value="0"></progress>
-  <div id="replay" class="muted">no replay since the status server started</div>
+  <progress id="replay-bar" max="1" value="{{replayValue}}"></progress>
+  <div id="replay" class="muted">{{replay}}</div>
 </div>
 <div class="card">
   <h2>Last events</h2>
-  <table><tbody id="events"><tr><td colspan="2" class="muted">none yet</td></tr></tbody></table>
+  <table><tbody id="events">{{events}}</tbody></table>
 </div>
+<script type="application/json" id="initial">{{initial}}</script>
 <script>
 (function () {
   'use strict'
@@ -127,6 +182,20 @@ export const statusPage = /* html */ `<!doctype html>
     })
   }
 
+  function drawDrops (dropped) {
+    var list = $('drops')
+    var reasons = Object.keys(dropped)
+    $('dropped').textContent = String(reasons.reduce(function (sum, k) { return sum + dropped[k] }, 0))
+    list.textContent = ''
+    reasons.forEach(function (reason) {
+      var item = document.createElement('li')
+      item.dataset.reason = reason
+      item.appendChild(document.createTextNode(reason + ' '))
+      item.appendChild(document.createElement('b')).textContent = String(dropped[reason])
+      list.appendChild(item)
+    })
+  }
+
   function render (s) {
     if (s.history) samples = s.history.map(function (h) { return [h[0], h[1]] })
     else samples.push([s.at, s.pending.messages])
@@ -142,14 +211,16 @@ export const statusPage = /* html */ `<!doctype html>
     $('pending-bytes').textContent = bytes(s.pending.bytes)
     $('clients').textContent = String(s.clients)
     var c = s.counters
-    var dropped = Object.keys(c.dropped).reduce(function (sum, k) { return sum + c.dropped[k] }, 0)
-    $('counters').textContent = 'stored ' + c.stored + ' · replayed ' + c.replayed + ' · dropped ' + dropped +
+    $('counters').textContent = 'stored ' + c.stored + ' · replayed ' + c.replayed +
       ' · failovers ' + c.failovers + ' · failbacks ' + c.failbacks
+    drawDrops(c.dropped)
     drawChart(s.at)
     drawReplay(s.replay)
     drawEvents(s.events)
   }
 
+  // The snapshot the server rendered the page with: the chart and local times at once, before the stream answers.
+  render(JSON.parse($('initial').textContent))
   var source = new EventSource('events')
   source.onopen = function () { $('link').textContent = 'live' }
   source.onerror = function () { $('link').textContent = 'reconnecting…' }

@@ -60,7 +60,20 @@ export interface ConfigSources {
  * Defaults ← file ← environment ← flags, validated. Throws a ConfigError naming every problem
  * at once: the bad flags, and each bad or unknown key.
  */
-export function resolveConfig ({ file, flags = {}, env = {} }: ConfigSources): ResolvedServerConfig {
+export function resolveConfig (sources: ConfigSources): ResolvedServerConfig {
+  const { merged, fromFlags, problems } = mergeSources(sources)
+  if (isTree(merged) && (merged.broker1 === undefined) !== (merged.broker2 === undefined)) {
+    const [missing, set] = merged.broker1 === undefined ? ['broker1', 'broker2'] : ['broker2', 'broker1']
+    problems.push(`${missing}: missing, needed because ${set} is set (set neither to use two embedded brokers)`)
+  }
+  const result = serverSchema.safeParse(merged)
+  if (!result.success) problems.push(...formatIssues(result.error, merged, serverSchema, fromFlags))
+  if (problems.length > 0 || !result.success) throw new ConfigError(problems)
+  return result.data
+}
+
+/** The sources merged as given (no defaults, nothing parsed), the keys the flags set, and a line per bad flag. */
+export function mergeSources ({ file, flags = {}, env = {} }: ConfigSources): { merged: unknown, fromFlags: Tree, problems: string[] } {
   const { config: fromFlags, problems } = mapFlags(flags)
   let merged: unknown = file ?? {}
   if (isTree(merged)) {
@@ -79,13 +92,6 @@ export function resolveConfig ({ file, flags = {}, env = {} }: ConfigSources): R
       (merged as Tree).policies = [...fromFlags.policies, ...tree.policies]
     }
   }
-  if (isTree(merged) && (merged.broker1 === undefined) !== (merged.broker2 === undefined)) {
-    const [missing, set] = merged.broker1 === undefined ? ['broker1', 'broker2'] : ['broker2', 'broker1']
-    problems.push(`${missing}: missing, needed because ${set} is set (set neither to use two embedded brokers)`)
-  }
-  const result = serverSchema.safeParse(merged)
-  if (!result.success) problems.push(...formatIssues(result.error, merged, serverSchema, fromFlags))
-  if (problems.length > 0 || !result.success) throw new ConfigError(problems)
-  return result.data
+  return { merged, fromFlags, problems }
 }
 

@@ -93,7 +93,7 @@ function didYouMean (key: string, path: PropertyKey[], schema: z.ZodType): strin
   const shape = shapeAt(schema, path)
   const normal = (s: string): string => s.toLowerCase().replace(/[-_]/g, '')
   const close = Object.keys(shape)
-    .map((known) => ({ known, distance: levenshtein(normal(key), normal(known)) }))
+    .map((known) => ({ known, distance: editDistance(normal(key), normal(known)) }))
     .filter(({ distance }) => distance <= Math.min(2, Math.floor(key.length / 2)))
     .sort((a, b) => a.distance - b.distance)[0]?.known
   if (close !== undefined) return ` (did you mean "${close}"?)`
@@ -101,15 +101,18 @@ function didYouMean (key: string, path: PropertyKey[], schema: z.ZodType): strin
   return nested === undefined ? '' : ` (did you mean "${keyName([...path, nested, key])}"?)`
 }
 
-function levenshtein (a: string, b: string): number {
+/** Edit distance where swapping two neighbours counts as one edit (optimal string alignment): "ulr" is 1 from "url". */
+function editDistance (a: string, b: string): number {
+  let before: number[] = []
   let row = Array.from({ length: b.length + 1 }, (_, j) => j)
   for (let i = 1; i <= a.length; i++) {
     const next = [i]
     for (let j = 1; j <= b.length; j++) {
       next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) next[j] = Math.min(next[j]!, before[j - 2]! + 1)
     }
+    before = row
     row = next
   }
   return row[b.length]!
 }
-

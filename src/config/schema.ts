@@ -113,7 +113,7 @@ export const pluginSchema = z.strictObject({
   limits: terminalLimitsSchema.default(terminalLimitsSchema.parse({}))
 })
 
-export type DualBrokerOptions = z.input<typeof pluginSchema>
+/** What `dualBroker` runs with, defaults applied. The documented input type is `DualBrokerOptions` in src/options.ts. */
 export type ResolvedOptions = z.output<typeof pluginSchema>
 export type BrokerOptions = z.output<typeof brokerSchema>
 export type HealthOptions = z.output<typeof healthSchema>
@@ -123,11 +123,14 @@ const port = z.number(PORT).int(PORT).min(0, PORT).max(65535, PORT)
 
 /** Configuration of `createAccessTier(config)`, the config file and the command line. */
 export const serverSchema = pluginSchema.extend({
-  /** Without broker1 and broker2 the server starts two embedded Aedes brokers (127.0.0.1:1884/1885). */
+  /** Without broker1 and broker2 the server starts two embedded Aedes brokers on 127.0.0.1 (see `embeddedPorts`). */
   broker1: brokerSchema.optional(),
   broker2: brokerSchema.optional(),
+  /** Ports of the embedded brokers; default `listen.port` + 1 and + 2 (1884, 1885), 0 = any free port. */
+  embeddedPorts: z.tuple([port, port]).optional(),
   listen: z.strictObject({
-    host: z.string().default('0.0.0.0'),
+    /** Default 0.0.0.0, but 127.0.0.1 with the embedded brokers (a demo is not opened to the network unasked). */
+    host: z.string().optional(),
     port: port.default(1883),
     wsPort: port.optional(),
     /** MQTT over TLS for terminals; `requestCert` turns on client-certificate authentication. */
@@ -138,7 +141,7 @@ export const serverSchema = pluginSchema.extend({
       ca: z.string().min(1).optional(),
       requestCert: z.boolean().default(false)
     }).optional()
-  }).default({ host: '0.0.0.0', port: 1883 }),
+  }).default({ port: 1883 }),
   limits: terminalLimitsSchema.extend({
     /** Largest MQTT packet a terminal may send (e.g. "256KiB"); 0 = unlimited. */
     maxPacketSize: size.default(1024 * 1024),
@@ -158,5 +161,5 @@ export const serverSchema = pluginSchema.extend({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
 })
 
-export type AccessTierConfig = z.input<typeof serverSchema>
+/** The input type is `AccessTierConfig` in src/options.ts. */
 export type ResolvedServerConfig = z.output<typeof serverSchema>

@@ -48,7 +48,7 @@ export class FailoverController implements Forwarding {
   constructor (
     private readonly host: FailoverHost,
     readonly pendingStore: LevelPendingStore | undefined,
-    private readonly policies: PolicyTable,
+    private policies: PolicyTable,
     private readonly replay: ReplayOptions,
     private readonly timing: FailoverTiming
   ) {}
@@ -154,6 +154,11 @@ export class FailoverController implements Forwarding {
   private whenQuiet (): Promise<void> {
     if (this.appending === 0) return Promise.resolve()
     return new Promise((resolve) => this.quietWaiters.push(resolve))
+  }
+
+  /** A new policy table (a reload) for the publishes from now on; those already routed keep theirs. */
+  usePolicies (table: PolicyTable): void {
+    this.policies = table
   }
 
   policyFor (topic: string): Policy {

@@ -1,0 +1,192 @@
+/**
+ * The options of `dualBroker(aedes, options)` and `createAccessTier(config)`, written out so that
+ * editors show what each key does. The zod schemas in src/config/schema.ts validate them; the
+ * checks at the end of this file fail to compile when the two disagree in either direction.
+ */
+import type { z } from 'zod'
+import type { pluginSchema, serverSchema } from './config/schema.js'
+
+/** What a stored or live publish does while Broker1 is down (README, "Per-topic policy"). */
+export type PolicyMode = 'failover' | 'queue' | 'both' | 'drop'
+
+/** One upstream broker. */
+export interface BrokerOptions {
+  /** `mqtt://`, `mqtts://`, `ws://` or `wss://` URL of the broker, e.g. `"mqtt://10.0.0.1:1883"`. */
+  url: string
+  /**
+   * Replaces every terminal's own user name at this broker: for brokers that trust the tier
+   * instead of each terminal. Without it, the terminals' credentials pass through unchanged.
+   */
+  username?: string
+  /** Goes with `username`; never logged. */
+  password?: string
+  /** Credentials of the tier's own sessions here (health link, replay); default `username`/`password`. */
+  service?: {
+    username?: string
+    password?: string
+  }
+  /** Prefixed to every upstream client id, for a broker shared with other tiers. Default `""`. */
+  clientIdPrefix?: string
+  /** Upstream MQTT version: 4 (3.1.1, default) or 5 (duplicates are then recognised by message id). */
+  protocolVersion?: 4 | 5
+  /** PEM file of the CA that signs the broker's certificate (`mqtts://`, `wss://`). */
+  ca?: string
+  /** PEM client certificate the tier presents to the broker. */
+  cert?: string
+  /** PEM private key of `cert`. */
+  key?: string
+  /** Verify the broker's certificate. Default true; turn off only for a test bench. */
+  rejectUnauthorized?: boolean
+}
+
+/** The tier's watch on both brokers (README, "Failover, the pending store and failback"). */
+export interface HealthOptions {
+  /** Keepalive of the health link to each broker, in seconds; a frozen broker is noticed within ~1.5×. Default 1. */
+  keepaliveSeconds?: number
+  /** Longest a terminal's CONNECT waits for a broker before going on without it. Default 5000 ms. */
+  connectTimeoutMs?: number
+  /** Longest a SUBSCRIBE or a publish waits for a broker's ack; a publish past it marks the broker suspect. Default 5000 ms. */
+  ackTimeoutMs?: number
+  /** Broker1 must be up this long, after a completed CONNACK, before traffic returns to it. Default 2000 ms. */
+  failbackDelayMs?: number
+  /** Retry period of lost sessions and health links. Default 500 ms. */
+  reconnectPeriodMs?: number
+  /** Live publishes a lost broker acked this recently are sent again to the next target; 0 = off. Default 500 ms. */
+  resendWindowMs?: number
+}
+
+/** One per-topic rule; the first whose filter matches a topic wins. */
+export interface PolicyRuleOptions {
+  /** MQTT topic filter, `+` and `#` as whole levels, e.g. `"alarms/#"`. */
+  topic: string
+  /** What its publishes do while Broker1 is down. */
+  mode: PolicyMode
+  /** Stored messages expire this long after they were accepted: ms, or a text such as `"10m"`, `"1h"`. */
+  ttl?: number | string
+  /** Forward at no higher QoS than this. */
+  maxQos?: 0 | 1 | 2
+}
+
+/** The durable pending store (README, "The pending store"). */
+export interface StoreOptions {
+  /** Folder of the LevelDB store; without it the plugin keeps no store (the server uses `<data>/pending`). */
+  path?: string
+  /** `always`: one synced write per message; `batch` (default): every group synced; `never`: no fsync. */
+  fsync?: 'always' | 'batch' | 'never'
+  /** Most messages kept. Default 1,000,000. */
+  maxMessages?: number
+  /** Most bytes kept: a number or a text such as `"512MiB"`. Default `1GiB`. */
+  maxBytes?: number | string
+  /** At a bound: discard the oldest (default, counted and logged) or refuse new publishes (not acknowledged). */
+  overflow?: 'drop-oldest' | 'reject-new'
+}
+
+/** How the store drains to Broker1. */
+export interface ReplayOptions {
+  /** Stored publishes in flight at once during a replay. Default 100. */
+  window?: number
+  /** Messages per second; 0 (default) = as fast as Broker1 acknowledges. */
+  ratePerSecond?: number
+}
+
+/** Removing the copies a terminal would otherwise get twice (README, "Duplicates"). */
+export interface DedupOptions {
+  /** The same topic and payload from the other broker within this window is a copy (MQTT 3.1.1 upstreams); 0 = off. Default 2000 ms. */
+  windowMs?: number
+  /** Message ids and digests remembered per terminal; 0 turns deduplication off. Default 1000. */
+  maxEntries?: number
+}
+
+/** Limits per terminal that the plugin applies. */
+export interface TerminalLimitsOptions {
+  /** QoS 1 publishes of one terminal not yet safe; past it the tier stops reading its socket until some are. Default 1000. */
+  maxInflight?: number
+}
+
+/** Options of `dualBroker(aedes, options)`. */
+export interface DualBrokerOptions {
+  /** The primary broker: takes every publish while it is up. */
+  broker1: BrokerOptions
+  /** The standby broker: every terminal is online here too, and takes over when Broker1 is lost. */
+  broker2: BrokerOptions
+  health?: HealthOptions
+  /** Per-topic rules for the time Broker1 is down; the first match wins. Default none. */
+  policies?: PolicyRuleOptions[]
+  /** The mode of topics no rule matches. Default `both`. */
+  defaultPolicy?: PolicyMode
+  /** Without it the plugin keeps no pending store: publishes wait in memory while no broker takes them. */
+  store?: StoreOptions
+  replay?: ReplayOptions
+  dedup?: DedupOptions
+  limits?: TerminalLimitsOptions
+}
+
+/** Terminals over TLS. */
+export interface TlsListenOptions {
+  /** Default 8883. */
+  port?: number
+  /** PEM private key file. */
+  key: string
+  /** PEM certificate (chain) file. */
+  cert: string
+  /** PEM CA file of the terminals' client certificates. */
+  ca?: string
+  /** Require a client certificate signed by `ca`. Default false. */
+  requestCert?: boolean
+}
+
+/** The server's limits: the plugin's, and those of each listener. */
+export interface ServerLimitsOptions extends TerminalLimitsOptions {
+  /** Largest packet a terminal may send (checked on the fixed header): bytes or a text such as `"256KiB"`; 0 = no limit. Default 1 MiB. */
+  maxPacketSize?: number | string
+  /** Terminal connections open at once, per listener; 0 = no limit. Default 10,000. */
+  maxConnections?: number
+  /** New connections accepted per second, per listener; 0 = no limit. Default 1000. */
+  connectionRatePerSecond?: number
+  /** A terminal that reads nothing of what it is sent for this long is disconnected. Default 30,000 ms. */
+  drainTimeoutMs?: number
+}
+
+/** Configuration of `createAccessTier(config)`, the config file and the command line. */
+export interface AccessTierConfig extends Omit<DualBrokerOptions, 'broker1' | 'broker2' | 'limits'> {
+  /** With neither broker1 nor broker2, two embedded Aedes brokers stand in on 127.0.0.1 (demo mode). */
+  broker1?: BrokerOptions
+  broker2?: BrokerOptions
+  /** Ports of the embedded brokers; default `listen.port` + 1 and + 2; 0 = any free port. */
+  embeddedPorts?: [number, number]
+  /** The terminals' listeners. */
+  listen?: {
+    /** Default 0.0.0.0; 127.0.0.1 in demo mode. */
+    host?: string
+    /** MQTT over TCP. Default 1883; 0 = any free port. */
+    port?: number
+    /** MQTT over WebSocket; off unless given. */
+    wsPort?: number
+    /** MQTT over TLS; off unless given. */
+    tls?: TlsListenOptions
+  }
+  limits?: ServerLimitsOptions
+  /** The node's state: the pending store (terminals' sessions live at the brokers). Default `./data`. */
+  data?: string
+  /** `/health`, `/metrics` and the status page. */
+  http?: {
+    /** Default 127.0.0.1: the operators' network, not the terminals'. */
+    host?: string
+    /** Off unless given; 0 = any free port. */
+    port?: number
+  }
+  /** Default `info`. */
+  logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+}
+
+/** True only when A and B are the same type (not merely assignable to each other). */
+type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
+/** Compiles only when given `true`. */
+type Assert<T extends true> = T
+
+// The written types and the schemas' input types, both ways: a key added, dropped or retyped on one side fails here.
+export type CheckedOptions = Assert<Equals<Normal<DualBrokerOptions>, Normal<z.input<typeof pluginSchema>>>>
+export type CheckedConfig = Assert<Equals<Normal<AccessTierConfig>, Normal<z.input<typeof serverSchema>>>>
+
+/** The same type flattened, so that interfaces, intersections and aliases compare by their members. */
+type Normal<T> = T extends readonly unknown[] ? { [K in keyof T]: Normal<T[K]> } : T extends object ? { [K in keyof T]: Normal<T[K]> } : T
