@@ -405,31 +405,22 @@ function brief (r) {
 
 const pick = (rows, key) => rows.map((r) => r[key])
 
+/** One publisher → one subscriber as fast as the window allows, tier vs direct, goal a ratio. */
+function throughputCase (title, flow, minimumRatio) {
+  return {
+    title,
+    async run ({ runs, log }) {
+      const measureMs = settings.quick ? 2000 : 3000
+      const r = await alternate(runs, (mode) => runFlow(mode, { ...flow, measureMs }), log)
+      return [figure({ name: 'msgs/s', tier: pick(r.tier, 'msgsPerSec'), baseline: pick(r.direct, 'msgsPerSec'), compareBy: 'ratio', goal: { on: 'compared', op: '>=', value: minimumRatio } })]
+    }
+  }
+}
+
 export const CASES = {
-  'throughput-qos1': {
-    title: 'throughput QoS 1',
-    async run ({ runs, log }) {
-      const measureMs = settings.quick ? 2000 : 3000
-      const r = await alternate(runs, (mode) => runFlow(mode, { qos: 1, measureMs }), log)
-      return [figure({ name: 'msgs/s', tier: pick(r.tier, 'msgsPerSec'), baseline: pick(r.direct, 'msgsPerSec'), compareBy: 'ratio', goal: { on: 'compared', op: '>=', value: 0.8 } })]
-    }
-  },
-  'throughput-qos1-persistent': {
-    title: 'throughput QoS 1 to a persistent (clean: false) subscriber',
-    async run ({ runs, log }) {
-      const measureMs = settings.quick ? 2000 : 3000
-      const r = await alternate(runs, (mode) => runFlow(mode, { qos: 1, measureMs, subClean: false }), log)
-      return [figure({ name: 'msgs/s', tier: pick(r.tier, 'msgsPerSec'), baseline: pick(r.direct, 'msgsPerSec'), compareBy: 'ratio', goal: { on: 'compared', op: '>=', value: 0.8 } })]
-    }
-  },
-  'throughput-qos2': {
-    title: 'throughput QoS 2 (terminal publishes and deliveries)',
-    async run ({ runs, log }) {
-      const measureMs = settings.quick ? 2000 : 3000
-      const r = await alternate(runs, (mode) => runFlow(mode, { qos: 2, measureMs }), log)
-      return [figure({ name: 'msgs/s', tier: pick(r.tier, 'msgsPerSec'), baseline: pick(r.direct, 'msgsPerSec'), compareBy: 'ratio', goal: { on: 'compared', op: '>=', value: 0.8 } })]
-    }
-  },
+  'throughput-qos1': throughputCase('throughput QoS 1', { qos: 1 }, 0.8),
+  'throughput-qos1-persistent': throughputCase('throughput QoS 1 to a persistent (clean: false) subscriber', { qos: 1, subClean: false }, 0.8),
+  'throughput-qos2': throughputCase('throughput QoS 2 (terminal publishes and deliveries)', { qos: 2 }, 0.8),
   'reconnect-storm': {
     title: '1,000 persistent terminals reconnect at 500/s to 10 queued QoS 1 messages each',
     async run ({ runs, log }) {
@@ -443,14 +434,7 @@ export const CASES = {
       ]
     }
   },
-  'throughput-qos0': {
-    title: 'throughput QoS 0',
-    async run ({ runs, log }) {
-      const measureMs = settings.quick ? 2000 : 3000
-      const r = await alternate(runs, (mode) => runFlow(mode, { qos: 0, measureMs }), log)
-      return [figure({ name: 'msgs/s', tier: pick(r.tier, 'msgsPerSec'), baseline: pick(r.direct, 'msgsPerSec'), compareBy: 'ratio', goal: { on: 'compared', op: '>=', value: 0.5 } })]
-    }
-  },
+  'throughput-qos0': throughputCase('throughput QoS 0', { qos: 0 }, 0.5),
   latency: {
     title: 'latency @2,000 msg/s QoS 1',
     async run ({ runs, log }) {
