@@ -51,6 +51,7 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
   private readonly byClientId = new Map<string, TerminalSession>()
   private readonly publishQueues = new Map<Client, PublishAdmissions>()
   private readonly qos2ByClientId = new Map<string, Qos2Exchanges>()
+  private readonly ending = new Map<string, Promise<void>>()
   private readonly detach: Array<() => void> = []
   private closing: Promise<void> | undefined
   /** The instance's `authorizeForward` before the tier's: it sees the deliveries the tier writes itself. */
@@ -229,11 +230,22 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
     this.publishQueues.set(session.client, new PublishAdmissions(this, session.client))
   }
 
-  /** The live session with this client id, if any, steps aside for a new connection (see `yieldToTakeover`). */
+  /**
+   * The live session with this client id, if any, steps aside for a new
+   * connection (see `yieldToTakeover`); one that is ending finishes first, so
+   * that its last acks reach the brokers before the new connection takes over.
+   */
   async prepareTakeover (clientId: string): Promise<TerminalSession | undefined> {
+    await this.ending.get(clientId)
     const previous = this.byClientId.get(clientId)
     await previous?.yieldToTakeover()
     return previous
+  }
+
+  /** A terminal's session is ending: `ended` resolves once both brokers closed its connections. */
+  sessionEnding (clientId: string, ended: Promise<void>): void {
+    this.ending.set(clientId, ended)
+    void ended.then(() => { if (this.ending.get(clientId) === ended) this.ending.delete(clientId) })
   }
 
   unregister (session: TerminalSession): void {
@@ -314,7 +326,7 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
 
   private async shutdown (): Promise<void> {
     for (const undo of this.detach.splice(0)) undo()
-    for (const session of this.sessions.values()) session.close(true)
+    await Promise.all([...this.sessions.values()].map((session) => session.close(true)))
     this.sessions.clear()
     this.byClientId.clear()
     this.publishQueues.clear()

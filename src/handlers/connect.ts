@@ -57,7 +57,7 @@ export function authenticate (tier: DualBroker): AuthenticateHook {
       // The tier may have begun to close while the brokers answered: its shutdown did not see this session.
       const returnCode = tier.isClosing ? SERVER_UNAVAILABLE : decide(outcomes)
       if (returnCode !== 0 || client.closed) {
-        session.close(true)
+        void session.close(true)
         previous?.resumeAfterTakeover()
         return done(returnCode === 0 ? null : refusal(returnCode), false)
       }
@@ -66,7 +66,7 @@ export function authenticate (tier: DualBroker): AuthenticateHook {
       if (outcomes.some((outcome) => outcome.kind === 'accepted' && outcome.sessionPresent)) reportSessionPresent(client)
       done(null, true)
     }, (error: Error) => {
-      session.close(true)
+      void session.close(true)
       done(error, false)
     })
   }

@@ -11,6 +11,6 @@ export function onClientDisconnect (tier: DualBroker): (client: Client) => void 
     if (session === undefined) return
     tier.unregister(session)
     // [MQTT-3.1.2-10]: the will is discarded only after a DISCONNECT packet.
-    session.close(sentDisconnect(client))
+    tier.sessionEnding(session.client.id, session.close(sentDisconnect(client)))
   }
 }

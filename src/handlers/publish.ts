@@ -16,6 +16,7 @@ import { OutgoingPublish } from '../failover/outbox.js'
 import type { DualBroker } from '../plugin.js'
 import type { TerminalSession } from '../upstream/terminal-session.js'
 import { corkForTurn } from '../upstream/packet-writer.js'
+import { ackPacket } from '../upstream/ack-packets.js'
 
 /** A publish waiting for the user's own authorizePublish, kept in arrival order. */
 class Admission {
@@ -81,7 +82,6 @@ export function forward (tier: DualBroker, client: Client, packet: PublishPacket
   session.outbox.send(new OutgoingPublish(packet.topic, payload, qos, packet.retain, client.id, tier.messageIds?.next(), acknowledge))
 }
 
-/** [MQTT-3.4]: PUBACK is a fixed header 0x40, remaining length 2, and the packet identifier. */
 function pubackWhenSafe (session: TerminalSession, messageId: number): Callback {
   return (error) => {
     session.flow.settled()
@@ -91,7 +91,7 @@ function pubackWhenSafe (session: TerminalSession, messageId: number): Callback 
     if (error != null) return client.close()
     // The acks that become safe in one tick leave in one write, not one syscall each.
     corkForTurn(client.conn)
-    client.conn.write(Buffer.from([0x40, 0x02, messageId >> 8, messageId & 0xff]))
+    client.conn.write(ackPacket('puback', messageId))
   }
 }
 

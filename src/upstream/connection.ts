@@ -3,6 +3,7 @@ import { generate, type IConnackPacket, type IConnectPacket, type IPublishPacket
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import { MESSAGE_ID_PROPERTY } from './dedup.js'
 import { type KeepaliveTarget, keepalives } from './keepalive.js'
+import { ackPacket } from './ack-packets.js'
 import { PacketWriter } from './packet-writer.js'
 import { toMqtt311ReturnCode } from './return-codes.js'
 import { openTransport } from './transport.js'
@@ -41,7 +42,6 @@ export interface ConnectionOwner {
 
 const DISCONNECT = Buffer.from([0xe0, 0x00]) // [MQTT-3.14.1]: remaining length 0; valid in 3.1.1 and 5
 const PINGREQ = Buffer.from([0xc0, 0x00]) // [MQTT-3.12.1]
-const NOTHING = Buffer.alloc(0)
 /** How long a closing connection may take to hand its last packets to a broker that does not read them. */
 const CLOSE_GRACE_MS = 1000
 const REFUSED = 0x80 // SUBACK failure [MQTT-3.9.3]; MQTT 5 reason codes ≥ 0x80 are failures too
@@ -157,7 +157,7 @@ export class UpstreamConnection implements KeepaliveTarget {
    * PUBREC and, after the broker's PUBREL, PUBCOMP [MQTT-4.3.3-2].
    */
   acknowledge (cmd: 'puback' | 'pubrec' | 'pubcomp', messageId: number): void {
-    if (this.online) this.writer.write(generate({ cmd, messageId }, this.writeOptions))
+    if (this.online) this.writer.write(ackPacket(cmd, messageId))
   }
 
   /** The terminal's socket is full: read no more deliveries until it drained. */
@@ -173,20 +173,19 @@ export class UpstreamConnection implements KeepaliveTarget {
    * What is already written goes out first — acks the terminal sent before it
    * went away among them. With `disconnect`, DISCONNECT follows, so the broker
    * discards the will [MQTT-3.14.4-3]; without, the broker sees the
-   * connection end and publishes it. Resolves once the socket is closed.
+   * connection end and publishes it. Resolves once the broker closed its side
+   * too: it has then read everything, so that a next connection with the same
+   * client id, which takes the session over, cannot overtake these last packets.
    */
   close (disconnect: boolean): Promise<void> {
     const closed = new Promise<void>((resolve) => this.socket.once('close', resolve))
     if (this.socket.destroyed) return Promise.resolve()
     if (this.online && this.socket.writable) {
       this.writer.flush()
-      // A frozen broker never reads it: the socket goes after a grace period regardless.
+      // A frozen broker never answers: the socket goes after a grace period regardless.
       const timer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref()
-      // Once the kernel has the bytes, closing the socket still sends them.
-      this.socket.write(disconnect ? DISCONNECT : NOTHING, () => {
-        clearTimeout(timer)
-        this.socket.destroy()
-      })
+      this.socket.once('close', () => clearTimeout(timer))
+      this.socket.end(disconnect ? DISCONNECT : undefined)
     } else {
       this.socket.destroy()
     }
@@ -222,7 +221,7 @@ export class UpstreamConnection implements KeepaliveTarget {
       case 'pubcomp': return this.acked(packet.messageId!, packet.reasonCode)
       case 'pubrec':
         if ((packet.reasonCode ?? 0) >= REFUSED) return this.acked(packet.messageId!, packet.reasonCode) // [MQTT-4.3.3-4] exchange over
-        this.writer.write(generate({ cmd: 'pubrel', messageId: packet.messageId! }, this.writeOptions))
+        this.writer.write(ackPacket('pubrel', packet.messageId!))
         return
       case 'pubrel': return this.owner.released(packet.messageId!, this)
       case 'suback': return this.requests?.get(packet.messageId!)?.(packet)

@@ -4,6 +4,7 @@ import type { UpstreamConnection } from './connection.js'
 import { Deliveries, type Delivery } from './deliveries.js'
 import type { Deduplicator } from './dedup.js'
 import { corkForTurn } from './packet-writer.js'
+import { ackPacket } from './ack-packets.js'
 
 /** A user's own `authorizeForward` on the Aedes instance: it may change or withhold a delivery. */
 export type ForwardFilter = (client: Client, packet: IPublishPacket) => IPublishPacket | null | undefined
@@ -117,7 +118,7 @@ export class DeliveryRelay {
     if (delivery === undefined) return
     delivery.connection = connection
     delivery.stage = 'released'
-    this.write(generate({ cmd: 'pubrel', messageId: delivery.downstreamId }))
+    this.write(ackPacket('pubrel', delivery.downstreamId))
   }
 
   /** A PUBACK, PUBREC or PUBCOMP from the terminal: true when it answers one of the tier's deliveries. */

@@ -28,6 +28,7 @@ export class TerminalSession implements LinkOwner, RelayLinks {
   /** A connection with the same client id is being opened upstream: hold reconnects. */
   private yielding = false
   private closed = false
+  private ended: Promise<void> = Promise.resolve()
   private readonly retryTimers = new Set<NodeJS.Timeout>()
   private readonly relay: DeliveryRelay
   /** The filters subscribed in this turn, sent together at its end. */
@@ -185,15 +186,17 @@ export class TerminalSession implements LinkOwner, RelayLinks {
    * the will is published by the broker that was taking the terminal's
    * publishes (Broker1 while its session is online, else Broker2), and the other
    * session ends with DISCONNECT, so that exactly one will is ever published.
+   * Resolves once both brokers closed their side (see UpstreamConnection.close).
    */
-  close (graceful: boolean): void {
-    if (this.closed) return
+  close (graceful: boolean): Promise<void> {
+    if (this.closed) return this.ended
     this.closed = true
     for (const timer of this.retryTimers) clearTimeout(timer)
     this.retryTimers.clear()
     this.outbox.clear()
     this.relay.clear()
     const willAt = graceful ? undefined : this.links.find((link) => link.online)
-    for (const link of this.links) link.end(link !== willAt)
+    this.ended = Promise.all(this.links.map((link) => link.end(link !== willAt))).then(() => {})
+    return this.ended
   }
 }

@@ -147,11 +147,11 @@ export class UpstreamLink implements ConnectionOwner {
    * Graceful: DISCONNECT, so the broker discards the will. Otherwise the
    * connection drops without DISCONNECT and the broker publishes the will.
    */
-  end (graceful: boolean): void {
+  end (graceful: boolean): Promise<void> {
     this.ended = true
     const connection = this.connection
     this.connection = undefined
-    void connection?.close(graceful)
+    return connection?.close(graceful) ?? Promise.resolve()
   }
 
   published (message: UpstreamPublish): void {
