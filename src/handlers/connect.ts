@@ -62,6 +62,7 @@ export function authenticate (tier: DualBroker): AuthenticateHook {
         return done(returnCode === 0 ? null : refusal(returnCode), false)
       }
       tier.register(session)
+      session.catchUp()
       // [MQTT-3.2.2-2]: present if a broker kept the session (both do, unless one lost it)
       if (outcomes.some((outcome) => outcome.kind === 'accepted' && outcome.sessionPresent)) reportSessionPresent(client)
       done(null, true)

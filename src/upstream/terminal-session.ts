@@ -79,6 +79,17 @@ export class TerminalSession implements LinkOwner, RelayLinks {
     this.outbox.flush()
   }
 
+  /**
+   * Registered at last: a broker that came back while the CONNECT was being
+   * answered told only the sessions registered then, so a link it left
+   * unopened is opened now.
+   */
+  catchUp (): void {
+    for (const index of [0, 1] as const) {
+      if (this.healths[index].state !== 'down') void this.bringInLine(index)
+    }
+  }
+
   /** Subscribes at both brokers; resolves with each one's granted QoS (undefined: unreachable now). */
   subscribeUpstream (topic: string, qos: Qos): Promise<Grants> {
     if (this.batch === undefined) {

@@ -30,7 +30,8 @@ export async function differential (t: Test, kind: BrokerKind, options: TierOpti
   const broker2 = await startBroker(t, kind)
   const tier = await startTier(t, broker1.url, broker2.url, {
     ...options,
-    plugin: { health: { keepaliveSeconds: 1, connectTimeoutMs: 2000, ackTimeoutMs: ACK_TIMEOUT_MS, failbackDelayMs: 200, reconnectPeriodMs: 100 }, ...options.plugin }
+    // Not a failover suite: a health link slow enough not to see a loaded machine as a broker down.
+    plugin: { health: { keepaliveSeconds: 5, connectTimeoutMs: 10_000, ackTimeoutMs: ACK_TIMEOUT_MS, failbackDelayMs: 200, reconnectPeriodMs: 100 }, ...options.plugin }
   })
   return { broker1, broker2, tier, targets: [['direct', broker1.url], ['tier', tier.url]] }
 }
