@@ -1,7 +1,7 @@
 /** CONNECT and CONNACK as a terminal observes them, straight at Broker1 and through the tier. */
 import t from 'tap'
 import { rawConnect } from '../support/raw-terminal.js'
-import { BROKER_KINDS, differential } from './differential.js'
+import { BROKER_KINDS, differential } from '../support/differential.js'
 
 for (const kind of BROKER_KINDS) {
   t.test(`${kind}: client ids and keepalives at the edges get the broker's own answer`, async (t) => {

@@ -3,7 +3,7 @@ import t from 'tap'
 import type { IPublishPacket } from 'mqtt-packet'
 import { record } from '../support/recorder.js'
 import { rawConnect } from '../support/raw-terminal.js'
-import { BROKER_KINDS, differential } from './differential.js'
+import { BROKER_KINDS, differential } from '../support/differential.js'
 
 const publish = (topic: string, payload: string, messageId: number, dup: boolean): IPublishPacket =>
   ({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 2, messageId, retain: false, dup })

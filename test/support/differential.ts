@@ -6,11 +6,11 @@
  */
 import type { Test } from 'tap'
 import type { IPublishPacket, Packet } from 'mqtt-packet'
-import { type BrokerKind, type OracleBroker, startBroker } from '../support/broker-pair.js'
-import type { RawTerminal } from '../support/raw-terminal.js'
-import { startTier, type TierOptions, type TierUnderTest } from '../support/tier.js'
+import { type BrokerKind, type OracleBroker, startBroker } from './broker-pair.js'
+import type { RawTerminal } from './raw-terminal.js'
+import { startTier, type TierOptions, type TierUnderTest } from './tier.js'
 
-export { BROKER_KINDS } from '../support/broker-pair.js'
+export { BROKER_KINDS } from './broker-pair.js'
 
 /** Long, so that a CONNACK or SUBACK that waited for an ack timeout could not pass for prompt. */
 export const ACK_TIMEOUT_MS = 20_000
