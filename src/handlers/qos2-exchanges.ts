@@ -14,7 +14,13 @@ class Exchange {
  * persistent terminal's exchanges outlive its connection on this node.
  */
 export class Qos2Exchanges {
-  private readonly byId = new Map<number, Exchange>()
+  /** Made on the first QoS 2 publish: most terminals publish at QoS 0 or 1. */
+  private byIdMap: Map<number, Exchange> | undefined
+
+  private get byId (): Map<number, Exchange> {
+    this.byIdMap ??= new Map()
+    return this.byIdMap
+  }
 
   /**
    * A QoS 2 PUBLISH: returns the callback that acknowledges it once it is safe,
@@ -44,10 +50,10 @@ export class Qos2Exchanges {
 
   /** The terminal's PUBREL: the identifier may carry a new message from now on. */
   released (messageId: number): void {
-    this.byId.delete(messageId)
+    this.byIdMap?.delete(messageId)
   }
 
   get size (): number {
-    return this.byId.size
+    return this.byIdMap?.size ?? 0
   }
 }

@@ -40,7 +40,8 @@ interface Early { packet: IPublishPacket | number, connection: UpstreamConnectio
  * upstream connections are not read until it drained.
  */
 export class DeliveryRelay {
-  private readonly inFlight = new Deliveries()
+  /** Made on the first QoS 1/2 delivery: most terminals only publish. */
+  private deliveries: Deliveries | undefined
   /** Until the terminal has its CONNACK [MQTT-3.2.0-1]; undefined after. */
   private early: Early[] | undefined = []
   private holding = false
@@ -57,6 +58,11 @@ export class DeliveryRelay {
     private readonly dedup: Deduplicator,
     private readonly forwardFilter: ForwardFilter | undefined
   ) {}
+
+  private get inFlight (): Deliveries {
+    this.deliveries ??= new Deliveries()
+    return this.deliveries
+  }
 
   /** The terminal has its CONNACK: what the brokers sent before goes out now, in arrival order. */
   ready (): void {
@@ -123,7 +129,7 @@ export class DeliveryRelay {
 
   /** A PUBACK, PUBREC or PUBCOMP from the terminal: true when it answers one of the tier's deliveries. */
   acked (ack: TerminalAck): boolean {
-    const delivery = this.inFlight.get(ack.messageId)
+    const delivery = this.deliveries?.get(ack.messageId)
     if (delivery === undefined) return false
     const expected = delivery.qos === 1 ? 'puback' : delivery.stage === 'sent' ? 'pubrec' : 'pubcomp'
     if (ack.cmd !== expected) return true // a repeated or out-of-turn ack: nothing more to settle
@@ -135,7 +141,7 @@ export class DeliveryRelay {
 
   /** The terminal is gone: nothing more is acked, and the brokers keep what it had not acked. */
   clear (): void {
-    this.inFlight.clear()
+    this.deliveries?.clear()
     this.early = undefined
   }
 
