@@ -75,7 +75,7 @@ for (const kind of BROKER_KINDS) {
       terminal.send(publishPacket(`${prefix}/marker`, 'marker', 1, 15))
       await terminal.next((p) => p.cmd === 'puback' && p.messageId === 15)
       await observer.next((p) => p.cmd === 'publish' && p.topic === `${prefix}/marker`)
-      // A subscription made later gets the retained message with retain set [MQTT-3.3.1-8].
+      // Stored [MQTT-3.3.1-5]: a subscription made later gets it, with retain set [MQTT-3.3.1-8].
       const later = await rawConnect(t, broker1.url, { clientId: `upward-later-${kind}-${way}` }, { autoAck: true })
       await subscribe(later, `${prefix}/retained`, 1)
       const retained = await later.next<IPublishPacket>((p) => p.cmd === 'publish')
@@ -123,7 +123,7 @@ for (const kind of BROKER_KINDS) {
     }
     if (kind === 'mosquitto') {
       // Deliberate (README "What a terminal observes"): Aedes 1.2 writes the SUBACK from the request.
-      t.same(seen.direct, { grants: [1, 1], delivered: [['2', 1], ['1', 1]] }, 'mosquitto grants QoS 1 for QoS 2 [MQTT-3.9.3-1]')
+      t.same(seen.direct, { grants: [1, 1], delivered: [['2', 1], ['1', 1]] }, 'mosquitto grants QoS 1 for QoS 2 (§3.9.3)')
       t.same(seen.tier, { grants: [2, 1], delivered: [['2', 1], ['1', 1]] }, 'through the tier: QoS 2 in the SUBACK, deliveries at the granted QoS 1')
     } else {
       t.same(seen.tier, seen.direct, `through the tier as straight at the broker: ${JSON.stringify(seen.direct)}`)
