@@ -6,8 +6,8 @@
  */
 import type { Test } from 'tap'
 import type { IPublishPacket, Packet } from 'mqtt-packet'
-import { type BrokerKind, type OracleBroker, startBroker } from './broker-pair.js'
-import type { RawTerminal } from './raw-terminal.js'
+import { type BrokerKind, type OracleBroker, type OracleOptions, startBroker } from './broker-pair.js'
+import { rawConnect, type RawTerminal } from './raw-terminal.js'
 import { startTier, type TierOptions, type TierUnderTest } from './tier.js'
 
 export { BROKER_KINDS } from './broker-pair.js'
@@ -25,9 +25,9 @@ export interface Differential {
   targets: Array<[Way, string]>
 }
 
-export async function differential (t: Test, kind: BrokerKind, options: TierOptions = {}): Promise<Differential> {
-  const broker1 = await startBroker(t, kind)
-  const broker2 = await startBroker(t, kind)
+export async function differential (t: Test, kind: BrokerKind, options: TierOptions = {}, brokers: OracleOptions = {}): Promise<Differential> {
+  const broker1 = await startBroker(t, kind, brokers)
+  const broker2 = await startBroker(t, kind, brokers)
   const tier = await startTier(t, broker1.url, broker2.url, {
     ...options,
     // Not a failover suite: a health link slow enough not to see a loaded machine as a broker down.
@@ -47,4 +47,46 @@ export async function subscribe (terminal: RawTerminal, topic: string | string[]
   terminal.send({ cmd: 'subscribe', messageId: 1, subscriptions: topics.map((filter) => ({ topic: filter, qos })) })
   const suback = await terminal.next((p) => p.cmd === 'suback', 5000, from)
   return (suback as { granted: number[] }).granted
+}
+
+/** A will as a subscriber sees it: topic, payload, QoS, retain. */
+export type SeenWill = [string, string, number, boolean]
+
+export interface WillWatch {
+  /** Resolves with the first will (already seen or future) on `topic` at Broker1. */
+  atBroker1: (topic: string) => Promise<void>
+  /**
+   * Once both brokers no longer hold any of `clientIds` (each published
+   * whatever will its end called for) and a marker published after that came
+   * through at each: every will seen at Broker1 and at Broker2.
+   */
+  settle: (clientIds: readonly string[]) => Promise<{ broker1: SeenWill[], broker2: SeenWill[] }>
+}
+
+/**
+ * A raw subscriber to `${prefix}/#` straight at each broker, so that a will is
+ * counted wherever it is published: through the tier the terminal has a
+ * session at both brokers, and its will must still be published once. Raw,
+ * so that a QoS 2 will is seen as it arrives, before the marker behind it.
+ */
+export async function watchWills (t: Test, { broker1, broker2 }: Differential, way: Way, prefix: string): Promise<WillWatch> {
+  const watchers = await Promise.all([broker1, broker2].map(async (broker, i) => {
+    const watcher = await rawConnect(t, broker.url, { clientId: `will-watcher-${i + 1}-${prefix}` }, { autoAck: true })
+    await subscribe(watcher, `${prefix}/#`, 2)
+    return watcher
+  }))
+  const marker = `${prefix}/marker`
+  const seen = (watcher: RawTerminal): SeenWill[] => publishes(watcher.packets).filter((p) => p.topic !== marker)
+    .map((p) => [p.topic.slice(prefix.length + 1), p.payload.toString(), p.qos, p.retain])
+  return {
+    atBroker1: async (topic) => { await watchers[0]!.next((p) => p.cmd === 'publish' && p.topic === topic) },
+    settle: async (clientIds) => {
+      // Straight at Broker1 the terminals never reached Broker2.
+      const reached = way === 'tier' ? [broker1, broker2] : [broker1]
+      await Promise.all(reached.flatMap((broker) => clientIds.map((id) => broker.gone(id))))
+      await Promise.all([broker1.publish(marker, ['marker'], 1), broker2.publish(marker, ['marker'], 1)])
+      await Promise.all(watchers.map((watcher) => watcher.next((p) => p.cmd === 'publish' && p.topic === marker)))
+      return { broker1: seen(watchers[0]!), broker2: seen(watchers[1]!) }
+    }
+  }
 }

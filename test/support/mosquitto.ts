@@ -32,6 +32,8 @@ export interface MosquittoOptions {
   maxInflightMessages?: number
   /** Default false. When true, state lives in the temp dir and survives SIGTERM + restart (not SIGKILL). */
   persistence?: boolean
+  /** The listener's `max_qos`: SUBACKs grant at most this, and a PUBLISH above it closes the connection. */
+  maxQos?: 0 | 1 | 2
 }
 
 export interface MosquittoBroker {
@@ -44,6 +46,8 @@ export interface MosquittoBroker {
   running(): boolean
   /** Last lines of mosquitto's stdout/stderr, across restarts. */
   logs(): string
+  /** Calls `listener` with every log line from now on (connections and disconnections among them); returns its removal. */
+  onLine(listener: (line: string) => void): () => void
   /** Send a terminating signal and resolve once the process exited. */
   kill(signal?: NodeJS.Signals): Promise<void>
   stop(): void
@@ -76,7 +80,9 @@ export async function startMosquitto(t: Test, opts: MosquittoOptions = {}): Prom
   let stopped = false
   let spawns = 0
 
+  const lineListeners = new Set<(line: string) => void>()
   const remember = (line: string): void => {
+    for (const listener of lineListeners) listener(line)
     output.push(line)
     if (output.length > LOG_LINES) output.splice(0, output.length - LOG_LINES)
   }
@@ -173,6 +179,10 @@ export async function startMosquitto(t: Test, opts: MosquittoOptions = {}): Prom
     },
     running: () => current !== undefined && !current.done,
     logs,
+    onLine(listener) {
+      lineListeners.add(listener)
+      return () => lineListeners.delete(listener)
+    },
     async kill(signal = 'SIGKILL') {
       const proc = current
       if (proc === undefined || proc.done) return
@@ -211,6 +221,7 @@ function writeConfig(dir: string, port: number, opts: MosquittoOptions): string 
   ]
   // As root, mosquitto 2 switches to user "mosquitto", which cannot read our 0700 temp dir.
   if (process.getuid?.() === 0) lines.push('user root')
+  if (opts.maxQos !== undefined) lines.push(`max_qos ${opts.maxQos}`)
   if (opts.maxInflightMessages !== undefined) lines.push(`max_inflight_messages ${opts.maxInflightMessages}`)
   if (opts.persistence === true) lines.push(`persistence_location ${dir}/`)
   if (opts.users !== undefined) {

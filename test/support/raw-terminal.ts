@@ -13,6 +13,8 @@ export interface RawTerminal {
   /** performance.now() from the CONNECT written to the CONNACK read. */
   readonly connackMs: number
   send: (packet: Packet) => void
+  /** Bytes as they are, for packets mqtt-packet would not write (malformed ones). */
+  sendBytes: (bytes: Buffer) => void
   /** Resolves with the first packet (already received or future) that matches, after `from` (an index into `packets`). */
   next: <P extends Packet = Packet>(match: (packet: Packet) => boolean, timeoutMs?: number, from?: number) => Promise<P>
   /** Resolves once the server closed the connection (or it was closed here). */
@@ -43,6 +45,8 @@ export type ConnectOptions = Partial<Omit<IConnectPacket, 'cmd'>> & { clientId: 
 export interface Behaviour {
   /** Answer every QoS 1 PUBLISH with PUBACK, QoS 2 with PUBREC, PUBREL with PUBCOMP, as they arrive. */
   autoAck?: boolean
+  /** Answer every PUBREC with PUBREL, as a QoS 2 publisher does. */
+  release?: boolean
 }
 
 export function rawConnect (t: Test, url: string, options: ConnectOptions, behaviour: Behaviour = {}): Promise<RawTerminal> {
@@ -55,6 +59,7 @@ export function rawConnect (t: Test, url: string, options: ConnectOptions, behav
   read.on('packet', (packet: Packet) => {
     packets.push(packet)
     if (behaviour.autoAck === true) answer(packet)
+    if (behaviour.release === true && packet.cmd === 'pubrec') send({ cmd: 'pubrel', messageId: packet.messageId! })
     for (const check of [...waiters]) check()
   })
   socket.on('data', (chunk) => read.parse(chunk))
@@ -96,6 +101,7 @@ export function rawConnect (t: Test, url: string, options: ConnectOptions, behav
       next<IConnackPacket>((packet) => packet.cmd === 'connack').then((connack) => {
         resolve({
           packets, connack, connackMs: performance.now() - startedAt, send, next, closed,
+          sendBytes: (bytes) => { socket.write(bytes) },
           disconnect: () => end(true),
           drop: () => end(false)
         })
