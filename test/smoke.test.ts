@@ -1,2 +1,10 @@
 import t from 'tap'
-t.test('ts works', async t => { t.equal(1 + 1, 2) })
+import * as api from '../src/index.js'
+
+// The public entry point loads on its own and exports what README documents.
+t.test('the package entry exports the documented API', async (t) => {
+  t.type(api.dualBroker, 'function')
+  t.type(api.createAccessTier, 'function')
+  t.type(api.ConfigError, 'function')
+  t.equal(api.LOCAL_TOPIC_PREFIX, '$SYS/dual-broker/')
+})
