@@ -52,3 +52,32 @@ export function sentDisconnect (client: Client): boolean {
 export function watchDrain (client: Client, drained: () => void): void {
   (client as unknown as ClientInternals).waitForDrain(drained)
 }
+
+/** What Aedes' MQTT parser of one client emits for each packet it reads, before Aedes handles it. */
+export type PacketListener = (this: unknown, packet: { cmd: string, subscriptions?: Subscription[] }) => void
+
+interface ParserInternals {
+  listeners: (event: 'packet') => PacketListener[]
+  removeListener: (event: 'packet', listener: PacketListener) => void
+  on: (event: 'packet', listener: PacketListener) => void
+  prependListener: (event: 'packet', listener: PacketListener) => void
+}
+
+/**
+ * Lets `wrap` see every packet of this client before Aedes does. Aedes' own
+ * listener is the same function for every client, so `wrap` is asked once per
+ * such function and its result can be shared: replacing the one listener
+ * (rather than adding a second) keeps the parser's emit a direct call, with
+ * no listener array copied per packet on the publish path.
+ */
+export function interceptPackets (client: Client, wrap: (original: PacketListener) => PacketListener): void {
+  const parser = (client as unknown as { _parser?: ParserInternals })._parser
+  if (parser === undefined) throw new Error('this Aedes version has no client._parser: the tier cannot check SUBSCRIBE packets')
+  const listeners = parser.listeners('packet')
+  if (listeners.length !== 1) {
+    parser.prependListener('packet', wrap(() => {}))
+    return
+  }
+  parser.removeListener('packet', listeners[0]!)
+  parser.on('packet', wrap(listeners[0]!))
+}

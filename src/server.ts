@@ -5,7 +5,7 @@ import persistenceLevel from 'aedes-persistence-level'
 import { Level } from 'level'
 import { ConfigError } from './config/errors.js'
 import { formatIssues } from './config/problems.js'
-import { type AccessTierConfig, type ResolvedServerConfig, serverSchema } from './config/schema.js'
+import { type AccessTierConfig, type ResolvedServerConfig, serverSchema, terminalLimitsSchema } from './config/schema.js'
 import { startEmbeddedBrokers, type EmbeddedBrokers } from './embedded-brokers.js'
 import { type Address, type Listener, type ListenOptions, listenTcp, listenWs } from './listeners.js'
 import { type Logger, silentLogger } from './logger.js'
@@ -77,7 +77,7 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
     })
     const { listen, http, data: _data, logLevel: _logLevel, limits, ...pluginOptions } = resolved
     const store = { ...pluginOptions.store, path: pluginOptions.store?.path ?? join(resolved.data, 'pending') }
-    const started = await dualBroker(aedes, { ...pluginOptions, limits: { maxInflight: limits.maxInflight }, store, broker1, broker2, logger })
+    const started = await dualBroker(aedes, { ...pluginOptions, limits: pluginLimits(limits), store, broker1, broker2, logger })
     tier = started
     cleanup.push(() => started.close())
     const sysTopics = sysTopicsPlugin(started, aedes)
@@ -109,6 +109,11 @@ async function openListeners (aedes: Aedes, listen: ResolvedServerConfig['listen
   const ws = listen.wsPort === undefined ? undefined : add(await listenWs(aedes, listen.host, listen.wsPort, options))
   const mqtts = listen.tls === undefined ? undefined : add(await listenTcp(aedes, listen.host, listen.tls.port, { ...options, tls: listen.tls }))
   return { mqtt, ...(ws !== undefined && { ws }), ...(mqtts !== undefined && { mqtts }) }
+}
+
+/** The limits the plugin enforces per terminal; the others are the listeners'. */
+function pluginLimits (limits: ResolvedServerConfig['limits']): Record<string, number> {
+  return Object.fromEntries(Object.keys(terminalLimitsSchema.shape).map((key) => [key, limits[key as keyof typeof limits]]))
 }
 
 const brokerDefaults = { clientIdPrefix: '', protocolVersion: 4 as const, rejectUnauthorized: true }

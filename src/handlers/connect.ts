@@ -8,6 +8,7 @@ import type { ConnectOutcome, TerminalIdentity } from '../upstream/upstream-link
 import { TerminalSession } from '../upstream/terminal-session.js'
 
 const SERVER_UNAVAILABLE = 3 // [MQTT-3.2.2-3] return code 3: the service is unavailable
+const IDENTIFIER_REJECTED = 2 // [MQTT-3.1.3-9]
 
 /**
  * Takes the will out of the CONNECT before Aedes stores it: the brokers hold
@@ -17,6 +18,7 @@ export function preConnect (tier: DualBroker): PreConnectHook {
   return (client, packet, callback) => {
     tier.connectPackets.set(client, identityOf(packet))
     delete packet.will
+    tier.caps.watch(client) // limits.maxFiltersPerSubscribe (src/limits/terminal-caps.ts)
     callback(null, true)
   }
 }
@@ -40,6 +42,7 @@ export function authenticate (tier: DualBroker): AuthenticateHook {
     const identity = tier.connectPackets.get(client)
     if (identity === undefined) return done(refusal(SERVER_UNAVAILABLE), false)
     tier.connectPackets.delete(client)
+    if (tier.caps.refusesClientId(client)) return done(refusal(IDENTIFIER_REJECTED), false) // limits.maxClientIdLength
     // Aedes assigns an id to a clean client that sent none; the brokers must see the same one.
     const session = new TerminalSession(client, { ...identity, clientId: client.id }, tier.healths, tier.failover, tier.options.dedup, tier.options.limits.maxInflight, tier.qos0Direct)
     let previous: TerminalSession | undefined
