@@ -8,6 +8,7 @@ import { formatIssues } from './config/problems.js'
 import { type AccessTierConfig, type ResolvedServerConfig, serverSchema, terminalLimitsSchema } from './config/schema.js'
 import { startEmbeddedBrokers, type EmbeddedBrokers } from './embedded-brokers.js'
 import { type Address, type Listener, type ListenOptions, listenTcp, listenWs } from './listeners.js'
+import { fdBudget } from './limits/fd-budget.js'
 import { type Logger, silentLogger } from './logger.js'
 import { cleanSessionsInMemory } from './persistence.js'
 import { type DualBroker, dualBroker } from './plugin.js'
@@ -70,7 +71,9 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
 
     mkdirSync(resolved.data, { recursive: true })
     const persistence = cleanSessionsInMemory(persistenceLevel(new Level(join(resolved.data, 'aedes'))))
-    const aedes = await Aedes.createBroker({ persistence, drainTimeout: resolved.limits.drainTimeoutMs })
+    // The listeners close connections without CONNECT after limits.connectTimeoutMs; Aedes' own timer stays behind them.
+    const connectTimeout = Math.max(AEDES_CONNECT_TIMEOUT_MS, resolved.limits.connectTimeoutMs + 1000)
+    const aedes = await Aedes.createBroker({ persistence, drainTimeout: resolved.limits.drainTimeoutMs, connectTimeout })
     cleanup.push(async () => {
       await new Promise<void>((resolve) => aedes.close(() => resolve()))
       await persistence.destroy()
@@ -85,7 +88,8 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
     const status = http.port === undefined ? undefined : await statusServer(started, { host: http.host, port: http.port })
     if (status !== undefined) cleanup.push(status.close)
 
-    const opened = await openListeners(aedes, listen, { limits, logger }, listeners)
+    const fds = fdBudget(limits.maxConnections, 1 + Number(listen.wsPort !== undefined) + Number(listen.tls !== undefined), logger)
+    const opened = await openListeners(aedes, listen, { limits, logger, refusals: started.caps.refusals, ...(fds !== undefined && { fds }) }, listeners)
     cleanup.push(async () => { for (const listener of listeners) await listener.close() })
     return {
       tier: started,
@@ -115,5 +119,8 @@ async function openListeners (aedes: Aedes, listen: ResolvedServerConfig['listen
 function pluginLimits (limits: ResolvedServerConfig['limits']): Record<string, number> {
   return Object.fromEntries(Object.keys(terminalLimitsSchema.shape).map((key) => [key, limits[key as keyof typeof limits]]))
 }
+
+/** Aedes' default time for a CONNECT to arrive. */
+const AEDES_CONNECT_TIMEOUT_MS = 30_000
 
 const brokerDefaults = { clientIdPrefix: '', protocolVersion: 4 as const, rejectUnauthorized: true }

@@ -52,6 +52,7 @@ export function authenticate (tier: DualBroker): AuthenticateHook {
     }).then((outcomes) => {
       // The tier may have begun to close while the brokers answered: its shutdown did not see this session.
       const returnCode = tier.isClosing ? SERVER_UNAVAILABLE : decide(outcomes)
+      if (returnCode === SERVER_UNAVAILABLE) tier.caps.noteUnavailable(client, outcomes) // EMFILE upstream: src/limits/
       if (returnCode !== 0 || client.closed) {
         session.close(true)
         previous?.resumeAfterTakeover()

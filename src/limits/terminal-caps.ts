@@ -6,6 +6,7 @@
  */
 import { type Client, interceptPackets, type PacketListener, type Subscription } from '../aedes-types.js'
 import type { Logger } from '../logger.js'
+import { isFdExhaustion } from './fd-budget.js'
 import { clip, type RefusalCounts, Refusals } from './refusals.js'
 
 export interface CapOptions {
@@ -86,6 +87,12 @@ export class TerminalCaps {
     if (!longerThan(topic, this.options.maxTopicLength)) return false
     this.refusals.refuse('topic-length', { clientId: clip(client.id), topic: clip(topic), bytes: Buffer.byteLength(topic) })
     return true
+  }
+
+  /** A CONNECT refused with return code 3 because its upstream sockets found no descriptor left is counted as such. */
+  noteUnavailable (client: Client, outcomes: ReadonlyArray<{ kind: string, reason?: string }>): void {
+    if (!outcomes.some((outcome) => outcome.kind === 'unreachable' && isFdExhaustion(outcome.reason))) return
+    this.refusals.refuse('fd-limit', { remote: remoteOf(client), clientId: clip(client.id) })
   }
 
   close (): void {

@@ -25,11 +25,18 @@ process.once('exit', () => {
   for (const child of live) child.kill('SIGKILL')
 })
 
+export interface SpawnOptions {
+  /** The child's limit on open files (`ulimit -n`, set by a shell that then execs node); default the test's own. */
+  openFiles?: number
+}
+
 /** Spawns the CLI with these arguments; stdout and stderr are pipes. */
-export function spawnCli (args: string[]): ChildProcess {
-  const child = spawn(process.execPath, [`--import=${import.meta.resolve('@tapjs/typescript/import')}`, cli, ...args], {
-    cwd: root, env: childEnv, stdio: ['ignore', 'pipe', 'pipe']
-  })
+export function spawnCli (args: string[], options: SpawnOptions = {}): ChildProcess {
+  const node = [process.execPath, `--import=${import.meta.resolve('@tapjs/typescript/import')}`, cli, ...args]
+  const [command, ...rest] = options.openFiles === undefined
+    ? node
+    : ['bash', '-c', `ulimit -n ${options.openFiles} && exec "$@"`, 'bash', ...node]
+  const child = spawn(command!, rest, { cwd: root, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
   live.add(child)
   child.once('exit', () => live.delete(child))
   return child
@@ -67,8 +74,8 @@ export interface RunningCli {
 }
 
 /** Spawns the CLI and follows its JSON log lines; SIGKILLed at teardown if still running. */
-export function followCli (t: Test, args: string[]): RunningCli {
-  const child = spawnCli(args)
+export function followCli (t: Test, args: string[], options: SpawnOptions = {}): RunningCli {
+  const child = spawnCli(args, options)
   const logs: LogEntry[] = []
   const waiters = new Set<() => void>()
   let stderr = ''
@@ -124,8 +131,8 @@ export function followCli (t: Test, args: string[]): RunningCli {
 }
 
 /** Starts the CLI and resolves with it and its MQTT URL once it logged `listening`. */
-export async function startCli (t: Test, args: string[], timeoutMs = 20_000): Promise<RunningCli & { url: string }> {
-  const running = followCli(t, args)
+export async function startCli (t: Test, args: string[], timeoutMs = 20_000, options: SpawnOptions = {}): Promise<RunningCli & { url: string }> {
+  const running = followCli(t, args, options)
   const listening = await running.waitForLog('listening', () => true, timeoutMs)
   const { host, port } = listening.mqtt as { host: string, port: number }
   return { ...running, url: `mqtt://${host}:${port}` }
