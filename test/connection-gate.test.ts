@@ -8,7 +8,7 @@ import { startAedes } from './support/aedes-broker.js'
 import { startCli } from './support/cli-process.js'
 import { connectClient } from './support/client.js'
 import { tempDir } from './support/durable.js'
-import { connectFrom, idlePool, loopbackSources } from './support/idle.js'
+import { connackFrom, idlePool, loopbackSources } from './support/idle.js'
 import { parseMetrics, series } from './support/prometheus.js'
 
 async function startServer (t: Test, limits: AccessTierConfig['limits']): Promise<{ port: number, url: string, refused: () => Record<string, number> }> {
@@ -49,9 +49,9 @@ t.test('limits.maxPendingConnectsPerSource and maxConnectionsPerSource: one addr
   t.equal(refused()['pending-per-source'], 2)
   await t.resolves(pool.open(port, b).then(({ closed }) => Promise.race([closed.then(() => 'closed'), new Promise((resolve) => setTimeout(resolve, 200, 'open'))])).then((s) => { t.equal(s, 'open') }), 'another address still gets in')
   // Terminals that CONNECT are held against maxConnectionsPerSource only.
-  for (let i = 0; i < 5; i++) t.equal(await connectFrom(t, port, c!, `src-${i}`), 0)
-  t.equal(await connectFrom(t, port, c!, 'src-6'), 'closed', 'the sixth from one address is refused')
-  t.equal(await connectFrom(t, port, b!, 'other'), 0, 'another address still gets in')
+  for (let i = 0; i < 5; i++) t.equal(await connackFrom(t, port, c!, `src-${i}`), 0)
+  t.equal(await connackFrom(t, port, c!, 'src-6'), 'closed', 'the sixth from one address is refused')
+  t.equal(await connackFrom(t, port, b!, 'other'), 0, 'another address still gets in')
   t.equal(refused()['per-source'], 1)
 })
 

@@ -25,8 +25,14 @@ export function readFdLimit (): number | undefined {
   }
 }
 
-export function countOpenFds (): number {
-  return readdirSync('/proc/self/fd').length - 1 // the listing's own descriptor
+/** Open descriptors; at the limit the listing itself cannot open one, and that answer is "all of them". */
+export function countOpenFds (limit: number): number {
+  try {
+    return readdirSync('/proc/self/fd').length - 1 // the listing's own descriptor
+  } catch (error) {
+    if (isFdExhaustion(error)) return limit
+    throw error
+  }
 }
 
 /** True for an error (or its message) that says the process or the system ran out of descriptors. */
@@ -49,7 +55,7 @@ export class FdBudget {
   /** Connections admitted that have not sent CONNECT: they hold one descriptor now and will need two more. */
   private pending = 0
 
-  constructor (readonly limit: number, private readonly count: () => number = countOpenFds) {
+  constructor (readonly limit: number, private readonly count: () => number = () => countOpenFds(limit)) {
     this.estimate = count()
   }
 

@@ -40,19 +40,23 @@ export function loopbackSources (count: number): string[] {
   return Array.from({ length: count }, (_, i) => `127.0.${Math.floor((i + 2) / 256)}.${(i + 2) % 256}`)
 }
 
-/**
- * Sends a CONNECT from `localAddress` and resolves with the CONNACK's return
- * code, or 'closed' when the server closed the connection without one. The
- * socket stays open (in `sockets`, destroyed at teardown).
- */
-export function connectFrom (t: Test, port: number, localAddress: string, clientId: string): Promise<number | 'closed'> {
+/** What a CONNECT sent by `connectFrom` got: the CONNACK's return code, or 'closed' without one. */
+export interface Connected { code: number | 'closed', socket: net.Socket }
+
+/** Sends a CONNECT from `localAddress`; the socket stays open (destroyed at teardown). */
+export function connectFrom (t: Test, port: number, localAddress: string, clientId: string): Promise<Connected> {
   return new Promise((resolve) => {
     const socket = net.connect({ port, host: '127.0.0.1', localAddress })
     t.teardown(() => { socket.destroy() })
     socket.on('error', () => {})
     socket.once('connect', () => socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 0 })))
     // CONNACK: 0x20, remaining length 2, flags, return code [MQTT-3.2]
-    socket.once('data', (data: Buffer) => resolve(data[0] === 0x20 ? data[3]! : 'closed'))
-    socket.once('close', () => resolve('closed'))
+    socket.once('data', (data: Buffer) => resolve({ code: data[0] === 0x20 ? data[3]! : 'closed', socket }))
+    socket.once('close', () => resolve({ code: 'closed', socket }))
   })
+}
+
+/** The CONNACK return code (or 'closed') of a CONNECT from `localAddress`. */
+export async function connackFrom (t: Test, port: number, localAddress: string, clientId: string): Promise<number | 'closed'> {
+  return (await connectFrom(t, port, localAddress, clientId)).code
 }
