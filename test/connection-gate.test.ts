@@ -1,11 +1,9 @@
 import t, { type Test } from 'tap'
-import { writeFileSync } from 'node:fs'
 import net from 'node:net'
-import { join } from 'node:path'
 import mqttPacket from 'mqtt-packet'
 import { type AccessTierConfig, createAccessTier } from '../src/index.js'
 import { startAedes } from './support/aedes-broker.js'
-import { startCli } from './support/cli-process.js'
+import { startCli, tierConfigFile } from './support/cli-process.js'
 import { connectClient } from './support/client.js'
 import { tempDir } from './support/durable.js'
 import { connackFrom, idlePool, loopbackSources } from './support/idle.js'
@@ -69,16 +67,8 @@ t.test('limits.maxConnections: a new connection takes the place of the oldest on
 })
 
 t.test('10,000 idle sockets from 100 addresses cannot keep a real terminal out for more than a second', async (t) => {
-  const b1 = await startAedes(t)
-  const b2 = await startAedes(t)
-  const dir = tempDir(t)
-  const config = join(dir, 'tier.yaml')
-  writeFileSync(config, [
-    'listen: { host: 127.0.0.1, port: 0 }', 'http: { port: 0 }', `data: ${join(dir, 'data')}`,
-    `broker1: { url: "${b1.url}" }`, `broker2: { url: "${b2.url}" }`,
-    // The default limits but the rate: the flood is opened as fast as loopback takes it.
-    'limits: { connectionRatePerSecond: 0 }'
-  ].join('\n'))
+  // The default limits but the rate: the flood is opened as fast as loopback takes it.
+  const config = await tierConfigFile(t, '{ connectionRatePerSecond: 0 }')
   // The default limits.maxConnections (10,000) with the 20,000 descriptors of this machine: the descriptors
   // (3 per terminal) run out first, at about 6,600 connections, and the tier says so at start.
   const cli = await startCli(t, ['--config', config])

@@ -1,9 +1,6 @@
 import t from 'tap'
-import { readdirSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { startAedes } from './support/aedes-broker.js'
-import { startCli, type RunningCli } from './support/cli-process.js'
-import { tempDir } from './support/durable.js'
+import { readdirSync } from 'node:fs'
+import { startCli, tierConfigFile, type RunningCli } from './support/cli-process.js'
 import { connackFrom, connectFrom, idlePool } from './support/idle.js'
 import { parseMetrics, series } from './support/prometheus.js'
 
@@ -24,14 +21,7 @@ async function until (condition: () => boolean, what: string, ms = 5000): Promis
 }
 
 t.test(`under ulimit -n ${OPEN_FILES}: the limit is told at start, terminals past it are refused cleanly and counted, the tier stays up`, async (t) => {
-  const b1 = await startAedes(t)
-  const b2 = await startAedes(t)
-  const dir = tempDir(t)
-  const config = join(dir, 'tier.yaml')
-  writeFileSync(config, [
-    'listen: { host: 127.0.0.1, port: 0 }', 'http: { port: 0 }', `data: ${join(dir, 'data')}`,
-    `broker1: { url: "${b1.url}" }`, `broker2: { url: "${b2.url}" }`, 'limits: { connectionRatePerSecond: 0 }'
-  ].join('\n'))
+  const config = await tierConfigFile(t, '{ connectionRatePerSecond: 0 }')
   const cli = await startCli(t, ['--config', config], 20_000, { openFiles: OPEN_FILES })
   const warning = await cli.waitForLog('file descriptor limit is below what limits.maxConnections needs (3 per terminal): raise LimitNOFILE or ulimit -n')
   t.match(warning, { limit: OPEN_FILES, needed: 30_000 }, 'both numbers in the warning')

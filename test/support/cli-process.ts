@@ -5,10 +5,13 @@
  * the child is not a tap test.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
+import { startAedes } from './aedes-broker.js'
+import { tempDir } from './durable.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const cli = join(root, 'src/cli.ts')
@@ -136,4 +139,21 @@ export async function startCli (t: Test, args: string[], timeoutMs = 20_000, opt
   const listening = await running.waitForLog('listening', () => true, timeoutMs)
   const { host, port } = listening.mqtt as { host: string, port: number }
   return { ...running, url: `mqtt://${host}:${port}` }
+}
+
+/**
+ * A config file for the CLI in a fresh temporary folder: loopback listeners on ephemeral ports
+ * (MQTT and the status server), a data dir beside it, two Aedes brokers in this test process,
+ * and the given limits (YAML flow mapping text, e.g. "{ connectionRatePerSecond: 0 }").
+ */
+export async function tierConfigFile (t: Test, limits: string): Promise<string> {
+  const b1 = await startAedes(t)
+  const b2 = await startAedes(t)
+  const dir = tempDir(t)
+  const config = join(dir, 'tier.yaml')
+  writeFileSync(config, [
+    'listen: { host: 127.0.0.1, port: 0 }', 'http: { port: 0 }', `data: ${join(dir, 'data')}`,
+    `broker1: { url: "${b1.url}" }`, `broker2: { url: "${b2.url}" }`, `limits: ${limits}`
+  ].join('\n'))
+  return config
 }
