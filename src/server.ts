@@ -1,9 +1,8 @@
-import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Aedes } from 'aedes'
 import persistenceLevel from 'aedes-persistence-level'
-import { Level } from 'level'
 import { ConfigError } from './config/errors.js'
+import { openDataDir } from './data-dir.js'
 import { formatIssues } from './config/problems.js'
 import { type AccessTierConfig, type ResolvedServerConfig, serverSchema, terminalLimitsSchema } from './config/schema.js'
 import { startEmbeddedBrokers, type EmbeddedBrokers } from './embedded-brokers.js'
@@ -69,8 +68,9 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
     const broker1 = resolved.broker1 ?? { ...brokerDefaults, url: embedded!.urls[0] }
     const broker2 = resolved.broker2 ?? { ...brokerDefaults, url: embedded!.urls[1] }
 
-    mkdirSync(resolved.data, { recursive: true })
-    const persistence = cleanSessionsInMemory(persistenceLevel(new Level(join(resolved.data, 'aedes'))))
+    const dataDir = await openDataDir(resolved.data)
+    cleanup.push(async () => dataDir.release())
+    const persistence = cleanSessionsInMemory(persistenceLevel(dataDir.aedes))
     // The listeners close connections without CONNECT after limits.connectTimeoutMs; Aedes' own timer stays behind them.
     const connectTimeout = Math.max(AEDES_CONNECT_TIMEOUT_MS, resolved.limits.connectTimeoutMs + 1000)
     const aedes = await Aedes.createBroker({ persistence, drainTimeout: resolved.limits.drainTimeoutMs, connectTimeout })

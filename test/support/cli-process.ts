@@ -31,6 +31,8 @@ process.once('exit', () => {
 export interface SpawnOptions {
   /** The child's limit on open files (`ulimit -n`, set by a shell that then execs node); default the test's own. */
   openFiles?: number
+  /** Variables added to the child's environment. */
+  env?: Record<string, string>
 }
 
 /** Spawns the CLI with these arguments; stdout and stderr are pipes. */
@@ -39,7 +41,7 @@ export function spawnCli (args: string[], options: SpawnOptions = {}): ChildProc
   const [command, ...rest] = options.openFiles === undefined
     ? node
     : ['bash', '-c', `ulimit -n ${options.openFiles} && exec "$@"`, 'bash', ...node]
-  const child = spawn(command!, rest, { cwd: root, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(command!, rest, { cwd: root, env: { ...childEnv, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
   live.add(child)
   child.once('exit', () => live.delete(child))
   return child
@@ -59,7 +61,7 @@ export function finish (child: ChildProcess): Promise<Outcome> {
   })
 }
 
-export const runCli = (args: string[]): Promise<Outcome> => finish(spawnCli(args))
+export const runCli = (args: string[], env?: Record<string, string>): Promise<Outcome> => finish(spawnCli(args, env === undefined ? {} : { env }))
 
 export type LogEntry = Record<string, unknown> & { msg?: string, time?: number }
 
