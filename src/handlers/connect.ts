@@ -4,6 +4,7 @@
  */
 import type { AuthenticateHook, Client, ConnectPacket, PreConnectHook } from '../aedes-types.js'
 import type { DualBroker } from '../plugin.js'
+import { endWithSocket } from './disconnect.js'
 import type { ConnectOutcome, TerminalIdentity } from '../upstream/upstream-link.js'
 import { TerminalSession } from '../upstream/terminal-session.js'
 
@@ -59,6 +60,7 @@ export function authenticate (tier: DualBroker): AuthenticateHook {
         return done(returnCode === 0 ? null : refusal(returnCode), false)
       }
       tier.register(session)
+      endWithSocket(tier, client) // a close before Aedes registers the client: src/handlers/disconnect.ts
       done(null, true)
     }, (error: Error) => {
       session.close(true)

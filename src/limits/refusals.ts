@@ -89,7 +89,11 @@ export class Refusals {
   }
 }
 
-/** `text` cut to `max` characters, for logging what a hostile client sent (a 64 KiB client id, say). */
-export function clip (text: string, max = 64): string {
+/**
+ * `text` cut to `max` characters, for logging what a hostile client sent (a 64 KiB client id, say).
+ * Aedes may ask about a client whose CONNECT it has not accepted: its id is still null then.
+ */
+export function clip (text: string | null | undefined, max = 64): string | undefined {
+  if (text == null) return undefined
   return text.length <= max ? text : `${text.slice(0, max)}…(${text.length} chars)`
 }
