@@ -43,11 +43,14 @@ export function loopbackSources (count: number): string[] {
 /** What a CONNECT sent by `connectFrom` got: the CONNACK's return code, or 'closed' without one. */
 export interface Connected { code: number | 'closed', socket: net.Socket }
 
-/** Sends a CONNECT from `localAddress`; the socket stays open (destroyed at teardown). */
-export function connectFrom (t: Test, port: number, localAddress: string, clientId: string): Promise<Connected> {
+/**
+ * Sends a CONNECT from `localAddress`; the socket stays open (destroyed at teardown, or, without
+ * `t`, by the caller: a teardown holds on to its socket until the test ends).
+ */
+export function connectFrom (t: Test | undefined, port: number, localAddress: string, clientId: string): Promise<Connected> {
   return new Promise((resolve) => {
     const socket = net.connect({ port, host: '127.0.0.1', localAddress })
-    t.teardown(() => { socket.destroy() })
+    t?.teardown(() => { socket.destroy() })
     socket.on('error', () => {})
     socket.once('connect', () => socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 0 })))
     // CONNACK: 0x20, remaining length 2, flags, return code [MQTT-3.2]
