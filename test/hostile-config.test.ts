@@ -44,7 +44,16 @@ t.test('a secret given in a malformed value never appears in anything the CLI pr
     'a JSON error next to the password': { args: ['--config', configFile(t, 'c.json', `{ "broker1": { "url": "${NOWHERE}", "password": ${SECRET} } }`)] },
     'password from the environment, with a bad URL': { args: ['--broker1', 'mqtp://host', '--broker2', NOWHERE], env: { AEDES_DUAL_BROKER_BROKER1_PASSWORD: SECRET } }
   }
-  const outcomes = await Promise.all(Object.entries(cases).map(async ([name, { args, env }]) => [name, await runCli(args, env)] as const))
+  // Two at a time: each run is a node start, and other test files start the CLI with a deadline meanwhile.
+  const outcomes: Array<readonly [string, Outcome]> = []
+  const queue = Object.entries(cases)
+  await Promise.all([0, 1].map(async () => {
+    for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+      const [name, { args, env }] = next
+      outcomes.push([name, await runCli(args, env)])
+    }
+  }))
+  outcomes.sort(([a], [b]) => Object.keys(cases).indexOf(a) - Object.keys(cases).indexOf(b))
   for (const [name, outcome] of outcomes) {
     t.ok(outcome.code === 2 || outcome.code === 1, `${name}: refused (exit ${outcome.code})`)
     t.ok(outcome.stderr.length > 0, `${name}: says why`)
@@ -85,7 +94,9 @@ t.test('hostile config files are refused with exit 2 and a bounded message', asy
     t.equal(outcome.code, 2, `${name}: exit 2`)
     t.match(outcome.stderr, expect, `${name}: ${lines[0]!.slice(0, 120)}`)
     t.ok(lines.length <= 21 && lines.every((line) => line.length <= 340), `${name}: ${lines.length} lines, ${outcome.stderr.length} bytes on stderr`)
-    t.ok(ms < 8000, `${name}: ${Math.round(ms)} ms`)
+    // Wall-clock on a shared machine, with the CLI's own start (~2 s): a bound against blow-ups (100,000
+    // keys took minutes with the quadratic duplicate check), not a measurement.
+    t.ok(ms < 20_000, `${name}: ${Math.round(ms)} ms`)
     t.comment(`${name}: exit ${outcome.code} in ${Math.round(ms)} ms, ${outcome.stderr.length} bytes on stderr`)
   }
 })

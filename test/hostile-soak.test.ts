@@ -20,6 +20,8 @@ const PER_CLASS = SOAK ? 20 : 10
 const TAKEOVERS = SOAK ? 100 : 30
 const MUTANTS = SOAK ? 200 : 50
 const CONNECT_TIMEOUT_MS = 500
+/** Bound on the tier closing a hostile connection; it takes ~CONNECT_TIMEOUT_MS, but the machine is shared. */
+const CLOSE_WITHIN_MS = 10_000
 
 const openFds = (): number => readdirSync('/proc/self/fd').length
 setFlagsFromString('--expose-gc')
@@ -53,12 +55,12 @@ t.test(`hostile terminals beside a QoS 1 stream (seed ${SEED}, FUZZ_SEED=${SEED}
   const round = async (r: number): Promise<string[]> => {
     const wrong: string[] = []
     const classes = Object.entries(hostileTerminals).map(async ([name, { closes, make }]) => {
-      const closed = await Promise.all(Array.from({ length: PER_CLASS }, (_, i) => send(port, make(rand, `h${r}-${name.length}-${i}`), CONNECT_TIMEOUT_MS * 4)))
+      // A class that must be closed gets ample time (a shared 2-core machine stalls); one that stays is let go after 1.5 s.
+      const closed = await Promise.all(Array.from({ length: PER_CLASS }, (_, i) => send(port, make(rand, `h${r}-${name.length}-${i}`), closes ? CLOSE_WITHIN_MS : 1500)))
       if (closes && !closed.every(Boolean)) wrong.push(`${name}: ${closed.filter((c) => !c).length} of ${PER_CLASS} left open`)
     })
     const refused = Object.entries(refusedClasses).map(async ([name, make]) => {
-      // 5 s: on 2 cores a round's floods can hold the event loop for a while, and closing is what counts here.
-      const closed = await Promise.all(Array.from({ length: 3 }, (_, i) => send(port, make(`r${r}-${name.length}-${i}`), 5000)))
+      const closed = await Promise.all(Array.from({ length: 3 }, (_, i) => send(port, make(`r${r}-${name.length}-${i}`), CLOSE_WITHIN_MS)))
       if (!closed.every(Boolean)) wrong.push(`${name}: not closed`)
     })
     const mutants = Promise.all(Array.from({ length: MUTANTS }, (_, i) => send(port, mutated(rand, `m${r}-${i}`), 1000)))
@@ -82,7 +84,11 @@ t.test(`hostile terminals beside a QoS 1 stream (seed ${SEED}, FUZZ_SEED=${SEED}
   done = true
   const { acked } = await stream
   t.ok(acked.length > 100, `${acked.length} good messages acked during the rounds`)
-  await atBroker1.waitFor(acked.length, 10_000)
+  // Broker1 acks before it passes a message on, and re-sends may come first: wait for the acked ones themselves.
+  const deadline = Date.now() + 10_000
+  while (missing(acked, atBroker1.sequences('good/')).length > 0 && Date.now() < deadline) {
+    await atBroker1.waitFor(atBroker1.messages.length + 1, deadline - Date.now()).catch(() => {})
+  }
   t.same(missing(acked, atBroker1.sequences('good/')), [], 'every acked message of the stream arrived at Broker1')
   // What the test itself kept of the stream (each payload holds on to a socket chunk) is not the tier's.
   atBroker1.messages.splice(0)
