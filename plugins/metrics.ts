@@ -56,6 +56,19 @@ export function metricsPlugin (tier: ObservedTier, options: MetricsOptions = {})
       }
     }))
   }
+  /** Running totals per `reason` label. */
+  const byReason = (name: string, help: string, read: (state: TierState) => Record<string, number>): void => {
+    add(new Counter({
+      name: prefix + name,
+      help,
+      labelNames: ['reason'],
+      registers: [registry],
+      collect () {
+        this.reset()
+        for (const [reason, count] of Object.entries(read(tier.state))) this.inc({ reason }, count)
+      }
+    }))
+  }
   const gauge = (name: string, help: string, read: (state: TierState) => number): void => {
     add(new Gauge({ name: prefix + name, help, registers: [registry], collect () { this.set(read(tier.state)) } }))
   }
@@ -86,17 +99,8 @@ export function metricsPlugin (tier: ObservedTier, options: MetricsOptions = {})
   total('stored_total', 'Publishes committed to the pending store', (s) => s.counters.stored)
   total('replayed_total', 'Stored publishes a broker acked on replay', (s) => s.counters.replayed)
   total('expired_total', 'Stored publishes discarded because their TTL passed', (s) => s.counters.dropped.expired)
-  add(new Counter({
-    name: prefix + 'dropped_total',
-    help: 'Publishes discarded: by a drop policy, a full store, an expired TTL, or QoS 0 with no broker to take it',
-    labelNames: ['reason'],
-    registers: [registry],
-    collect () {
-      const { dropped } = tier.state.counters
-      this.reset()
-      for (const [reason, count] of Object.entries(dropped)) this.inc({ reason }, count)
-    }
-  }))
+  byReason('dropped_total', 'Publishes discarded: by a drop policy, a full store, an expired TTL, or QoS 0 with no broker to take it', (s) => s.counters.dropped)
+  byReason('refused_total', 'Connections, CONNECTs and subscription filters refused by a limit, by reason', (s) => s.counters.refused)
   gauge('pending_messages', 'Publishes waiting in the pending store', (s) => s.pending.messages)
   gauge('pending_bytes', 'Bytes waiting in the pending store', (s) => s.pending.bytes)
   gauge('clients', 'Connected terminals with an upstream session pair', (s) => s.clients)

@@ -58,17 +58,39 @@ export function watchDrain (client: Client, drained: () => void): void {
   (client as unknown as ClientInternals).waitForDrain(drained)
 }
 
+/** What Aedes' MQTT parser of one client emits for each packet it reads, before Aedes handles it. */
+export type PacketListener = (this: unknown, packet: { cmd: string, messageId?: number, subscriptions?: Subscription[] }) => void
+
+interface ParserInternals {
+  listeners: (event: 'packet') => PacketListener[]
+  removeListener: (event: 'packet', listener: PacketListener) => void
+  on: (event: 'packet', listener: PacketListener) => void
+  prependListener: (event: 'packet', listener: PacketListener) => void
+}
+
+/**
+ * Lets `wrap` see every packet of this client before Aedes does. Aedes' own
+ * listener is the same function for every client, so `wrap` is asked once per
+ * such function and its result can be shared: replacing the one listener
+ * (rather than adding a second) keeps the parser's emit a direct call, with
+ * no listener array copied per packet on the publish path.
+ */
+export function interceptPackets (client: Client, wrap: (original: PacketListener) => PacketListener): void {
+  const parser = (client as unknown as { _parser?: ParserInternals })._parser
+  if (parser === undefined) throw new Error('this Aedes version has no client._parser: the tier cannot check SUBSCRIBE packets')
+  const listeners = parser.listeners('packet')
+  if (listeners.length !== 1) {
+    parser.prependListener('packet', wrap(() => {}))
+    return
+  }
+  parser.removeListener('packet', listeners[0]!)
+  parser.on('packet', wrap(listeners[0]!))
+}
+
 /** The PUBACK, PUBREC, PUBREL and PUBCOMP a terminal sends; `take` returns true for those it answers itself. */
 export type TerminalAck = { cmd: 'puback' | 'pubrec' | 'pubrel' | 'pubcomp', messageId: number }
 
-interface ParserInternals {
-  listeners: (event: 'packet') => Array<(this: unknown, packet: { cmd: string, messageId?: number }) => void>
-  removeListener: (event: 'packet', listener: (...args: any[]) => void) => void
-  on: (event: 'packet', listener: (this: unknown, packet: { cmd: string, messageId?: number }) => void) => void
-}
-
 interface KeepaliveInternals {
-  _parser: ParserInternals
   _keepaliveInterval: number
   _keepaliveTimer: NodeJS.Timeout | null
 }
@@ -76,23 +98,19 @@ interface KeepaliveInternals {
 /**
  * The terminal's acks of deliveries the tier wrote itself go upstream, not to
  * Aedes (which knows no such message, and would answer a PUBREC with a PUBREL
- * of its own). Aedes' parser hands every packet to one listener (client.js
- * `enqueue`); ours sits in its place and passes on what it does not take.
- * A taken packet still counts as a sign of life [MQTT-3.1.2-24].
+ * of its own): they are taken before Aedes' parser listener (see
+ * `interceptPackets`), which gets the rest. A taken packet still counts as a
+ * sign of life [MQTT-3.1.2-24].
  */
 export function interceptTerminalAcks (client: Client, take: (ack: TerminalAck) => boolean): void {
   const internals = client as unknown as KeepaliveInternals
-  const parser = internals._parser
-  const [enqueue] = parser.listeners('packet')
-  if (enqueue === undefined) return
-  parser.removeListener('packet', enqueue)
-  parser.on('packet', function routeTerminalPacket (this: unknown, packet) {
+  interceptPackets(client, (next) => function routeTerminalPacket (this: unknown, packet) {
     const { cmd } = packet
     if ((cmd === 'puback' || cmd === 'pubrec' || cmd === 'pubrel' || cmd === 'pubcomp') && take(packet as TerminalAck)) {
       if (internals._keepaliveInterval > 0) internals._keepaliveTimer?.refresh()
       return
     }
-    enqueue.call(this, packet)
+    next.call(this, packet)
   })
 }
 

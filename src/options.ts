@@ -101,6 +101,14 @@ export interface DedupOptions {
 export interface TerminalLimitsOptions {
   /** QoS 1 publishes of one terminal not yet safe; past it the tier stops reading its socket until some are. Default 1000. */
   maxInflight?: number
+  /** Filters in one SUBSCRIBE; the ones past it get 0x80; 0 = no limit. Default 256. */
+  maxFiltersPerSubscribe?: number
+  /** Subscriptions one terminal holds; further filters get 0x80; 0 = no limit. Default 1000. */
+  maxSubscriptionsPerTerminal?: number
+  /** Bytes of a topic or filter: a longer filter gets 0x80, a longer PUBLISH topic closes the connection; 0 = no limit. Default 4096. */
+  maxTopicLength?: number
+  /** Bytes of a client id; a longer one gets CONNACK return code 2; 0 = no limit. Default 256. */
+  maxClientIdLength?: number
 }
 
 /** Options of `dualBroker(aedes, options)`. */
@@ -145,6 +153,12 @@ export interface ServerLimitsOptions extends TerminalLimitsOptions {
   connectionRatePerSecond?: number
   /** A terminal that reads nothing of what it is sent for this long is disconnected. Default 30,000 ms. */
   drainTimeoutMs?: number
+  /** A connection that has not sent CONNECT within this long is closed; 0 = Aedes' own 30 s. Default 10,000 ms. */
+  connectTimeoutMs?: number
+  /** Connections open at once from one source address, per listener; 0 = no limit. Default 1000. */
+  maxConnectionsPerSource?: number
+  /** Connections from one source address that have not sent CONNECT yet, per listener; 0 = no limit. Default 100. */
+  maxPendingConnectsPerSource?: number
 }
 
 /** Configuration of `createAccessTier(config)`, the config file and the command line. */

@@ -14,6 +14,7 @@ import { onPing } from './handlers/ping.js'
 import { authorizePublish, forward, localPublish, PublishAdmissions } from './handlers/publish.js'
 import { authorizeSubscribe } from './handlers/subscribe.js'
 import { onUnsubscribe } from './handlers/unsubscribe.js'
+import { TerminalCaps } from './limits/terminal-caps.js'
 import { type Logger, silentLogger } from './logger.js'
 import { BrokerEndpoint } from './upstream/broker-endpoint.js'
 import { BrokerHealth } from './upstream/broker-health.js'
@@ -48,6 +49,8 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
   readonly failover: FailoverController
   /** Present when an upstream speaks MQTT 5: each publish then carries an id its copies are recognised by. */
   readonly messageIds: MessageIds | undefined
+  /** Caps on hostile terminals; its `refusals` also count what the server's listeners refuse. */
+  readonly caps: TerminalCaps
   private readonly byClientId = new Map<string, TerminalSession>()
   private readonly publishQueues = new Map<Client, PublishAdmissions>()
   private readonly qos2ByClientId = new Map<string, Qos2Exchanges>()
@@ -74,6 +77,7 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
       this.emit('dropped', event)
     })
     this.failover = new FailoverController(this, store, new PolicyTable(options.policies, options.defaultPolicy), options.replay, options.health)
+    this.caps = new TerminalCaps(options.limits, this.failover.counters.refused, logger)
   }
 
   /** Composes with the hooks already on the instance: theirs run first, ours only after they allow. */
@@ -333,6 +337,7 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
     this.qos2ByClientId.clear()
     await Promise.all(this.healths.map((health) => health.close()))
     await this.failover.close()
+    this.caps.close()
   }
 }
 

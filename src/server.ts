@@ -1,14 +1,15 @@
-import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Aedes } from 'aedes'
 import { ConfigError } from './config/errors.js'
+import { openDataDir } from './data-dir.js'
 import { formatIssues } from './config/problems.js'
 import { embeddedPorts, listenHost } from './config/demo.js'
 import { planReload } from './config/reload.js'
-import { type ResolvedServerConfig, serverSchema } from './config/schema.js'
+import { type ResolvedServerConfig, serverSchema, terminalLimitsSchema } from './config/schema.js'
 import type { AccessTierConfig } from './options.js'
 import { startEmbeddedBrokers, type EmbeddedBrokers } from './embedded-brokers.js'
 import { type Address, type Listener, type ListenOptions, listenTcp, listenWs } from './listeners.js'
+import { fdBudget } from './limits/fd-budget.js'
 import { logRefusals } from './refusals.js'
 import { type Logger, silentLogger } from './logger.js'
 import { type DualBroker, dualBroker } from './plugin.js'
@@ -78,16 +79,22 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
     const broker1 = resolved.broker1 ?? { ...brokerDefaults, url: embedded!.urls[0] }
     const broker2 = resolved.broker2 ?? { ...brokerDefaults, url: embedded!.urls[1] }
 
-    mkdirSync(resolved.data, { recursive: true })
+    const dataDir = openDataDir(resolved.data)
+    cleanup.push(async () => dataDir.release())
     // Aedes' default in-memory persistence: the brokers hold every terminal's session (README
     // "What a persistent terminal can rely on"); Aedes keeps only the tier's own retained
     // $SYS/dual-broker/ topics and, per connection, the QoS 2 exchanges it is holding.
-    const aedes = await Aedes.createBroker({ drainTimeout: resolved.limits.drainTimeoutMs })
+    // The listeners close connections without CONNECT after limits.connectTimeoutMs; Aedes' own timer stays behind them.
+    const connectTimeout = Math.max(AEDES_CONNECT_TIMEOUT_MS, resolved.limits.connectTimeoutMs + 1000)
+    const aedes = await Aedes.createBroker({ drainTimeout: resolved.limits.drainTimeoutMs, connectTimeout })
     cleanup.push(() => new Promise<void>((resolve) => aedes.close(() => resolve())))
     logRefusals(aedes, logger)
     const { listen, http, data: _data, logLevel: _logLevel, limits, ...pluginOptions } = resolved
     const store = { ...pluginOptions.store, path: pluginOptions.store?.path ?? join(resolved.data, 'pending') }
-    const started = await dualBroker(aedes, { ...pluginOptions, limits: { maxInflight: limits.maxInflight }, store, broker1, broker2, logger })
+    const started = await dualBroker(aedes, { ...pluginOptions, limits: pluginLimits(limits), store, broker1, broker2, logger }).catch((error: unknown) => {
+      throw dataDir.explain(error)
+    })
+    dataDir.claim()
     tier = started
     cleanup.push(() => started.close())
     const sysTopics = sysTopicsPlugin(started, aedes)
@@ -95,14 +102,15 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
     const status = http.port === undefined ? undefined : await statusServer(started, { host: http.host, port: http.port })
     if (status !== undefined) cleanup.push(status.close)
 
-    const opened = await openListeners(aedes, { ...listen, host }, { limits, logger }, listeners)
+    const fds = fdBudget(limits.maxConnections, 1 + Number(listen.wsPort !== undefined) + Number(listen.tls !== undefined), logger)
+    const opened = await openListeners(aedes, { ...listen, host }, { limits, logger, refusals: started.caps.refusals, ...(fds !== undefined && { fds }) }, listeners)
     cleanup.push(async () => { for (const listener of listeners) await listener.close() })
     let running = resolved
     const reconfigure = (config: AccessTierConfig | ResolvedServerConfig): { applied: string[], restartNeeded: string[] } => {
       const wanted = serverSchema.safeParse(config)
       if (!wanted.success) throw new ConfigError(formatIssues(wanted.error, config))
       const { applied, restartNeeded, next } = planReload(running, wanted.data)
-      started.reconfigure({ policies: next.policies, defaultPolicy: next.defaultPolicy, health: next.health, limits: { maxInflight: next.limits.maxInflight } })
+      started.reconfigure({ policies: next.policies, defaultPolicy: next.defaultPolicy, health: next.health, limits: pluginLimits(next.limits) })
       for (const listener of listeners) listener.setLimits(next.limits)
       // Aedes reads it each time a terminal's socket is full.
       hooksOf(aedes).opts.drainTimeout = next.limits.drainTimeoutMs
@@ -134,5 +142,13 @@ async function openListeners (aedes: Aedes, listen: ResolvedServerConfig['listen
   const mqtts = listen.tls === undefined ? undefined : add(await listenTcp(aedes, listen.host, listen.tls.port, { ...options, tls: listen.tls }))
   return { mqtt, ...(ws !== undefined && { ws }), ...(mqtts !== undefined && { mqtts }) }
 }
+
+/** The limits the plugin enforces per terminal; the others are the listeners'. */
+function pluginLimits (limits: ResolvedServerConfig['limits']): Record<string, number> {
+  return Object.fromEntries(Object.keys(terminalLimitsSchema.shape).map((key) => [key, limits[key as keyof typeof limits]]))
+}
+
+/** Aedes' default time for a CONNECT to arrive. */
+const AEDES_CONNECT_TIMEOUT_MS = 30_000
 
 const brokerDefaults = { clientIdPrefix: '', protocolVersion: 4 as const, rejectUnauthorized: true }

@@ -1,28 +1,15 @@
 import t from 'tap'
-import net from 'node:net'
 import { createAccessTier } from '../src/index.js'
 import { startAedes } from './support/aedes-broker.js'
 import { connectClient } from './support/client.js'
 import { tempDir } from './support/durable.js'
-import { mutated, random, refusedClasses } from './support/fuzz.js'
+import { mutated, random, refusedClasses, send } from './support/fuzz.js'
 import { record } from './support/recorder.js'
 import { missing } from './support/sequence.js'
 import { publishStream } from './support/stream.js'
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261126)
 const MUTATED_SESSIONS = 400
-
-/** Sends `packets` on a fresh socket; resolves whether the server closed it within `ms`. */
-function send (port: number, packets: Buffer[], ms = 3000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1')
-    const timer = setTimeout(() => { socket.destroy(); resolve(false) }, ms)
-    socket.on('error', () => {})
-    socket.on('data', () => {})
-    socket.on('close', () => { clearTimeout(timer); resolve(true) })
-    socket.on('connect', () => { for (const packet of packets) socket.write(packet) })
-  })
-}
 
 t.test(`hostile input (seed ${SEED}): offenders are dropped, the tier stays up, every good message arrives`, async (t) => {
   const b1 = await startAedes(t)

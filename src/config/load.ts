@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs'
 import { extname } from 'node:path'
 import { parseDocument } from 'yaml'
+import { bracketDepth, depthOf, duplicateKeys, jsonErrorText, MAX_ALIASES, MAX_DEPTH, MAX_PROBLEMS, moreLine, readBounded, TooLarge } from './bounds.js'
 import { mapFlags, type CliFlags } from './flags.js'
 import { ConfigError } from './errors.js'
-import { formatIssues } from './problems.js'
+import { formatIssues, tooManyUnknownKeys } from './problems.js'
 import { serverSchema, type ResolvedServerConfig } from './schema.js'
 import { deepMerge, isTree, type Tree } from './tree.js'
 
@@ -12,29 +12,54 @@ export { formatIssues } from './problems.js'
 export { flagsToConfig, type CliFlags } from './flags.js'
 export { maskSecrets, redactText } from './secrets.js'
 
-/** Parse a YAML or JSON config file; an empty file is an empty config. */
+/**
+ * Parse a YAML or JSON config file; an empty file is an empty config. A file too large, too
+ * deep or with too many aliases is refused like any other bad config (src/config/bounds.ts).
+ */
 export function loadConfigFile (path: string): unknown {
   let text: string
   try {
-    text = readFileSync(path, 'utf8')
+    text = readBounded(path)
   } catch (err) {
+    if (err instanceof TooLarge) throw new ConfigError([`config file ${path}: ${err.message}`])
     throw new ConfigError([`config file ${path}: cannot read it (${(err as Error).message.replace(/, open .*$/, '')})`])
   }
+  if (bracketDepth(text) > MAX_DEPTH) throw new ConfigError([`config file ${path}: nested more than ${MAX_DEPTH} levels deep`])
+  let value: unknown
   if (extname(path).toLowerCase() === '.json') {
     try {
-      return JSON.parse(text)
+      value = JSON.parse(text)
     } catch (err) {
       const message = (err as Error).message
       const at = /position (\d+)/.exec(message)
-      throw new ConfigError([`config file ${path}${at === null ? '' : lineColumn(text, Number(at[1]))}: invalid JSON: ${message}`])
+      throw new ConfigError([`config file ${path}${at === null ? '' : lineColumn(text, Number(at[1]))}: invalid JSON: ${jsonErrorText(message)}`])
     }
+  } else {
+    value = parseYaml(path, text)
   }
-  // YAML is a superset of JSON, so any other extension is read as YAML.
-  const doc = parseDocument(text, { prettyErrors: false })
-  if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => `config file ${path}${lineColumn(text, e.pos[0])}: invalid YAML: ${e.message}`))
+  if (depthOf(value) > MAX_DEPTH) throw new ConfigError([`config file ${path}: nested more than ${MAX_DEPTH} levels deep`])
+  return value
+}
+
+/** YAML is a superset of JSON, so any other extension is read as YAML. */
+function parseYaml (path: string, text: string): unknown {
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: false })
+  const found = [
+    ...doc.errors.map((e) => ({ offset: e.pos[0], message: e.message })),
+    ...duplicateKeys(doc).map(({ key, offset }) => ({ offset, message: `map keys must be unique (${JSON.stringify(key.slice(0, 40))} is repeated)` }))
+  ]
+  if (found.length > 0) {
+    // Placed in the text only as many as are shown: each placing reads the text up to its offset.
+    const problems = found.slice(0, MAX_PROBLEMS).map(({ offset, message }) => `config file ${path}${lineColumn(text, offset)}: invalid YAML: ${message}`)
+    if (found.length > MAX_PROBLEMS) problems.push(moreLine(found.length - MAX_PROBLEMS))
+    throw new ConfigError(problems)
   }
-  return doc.toJS() ?? {}
+  try {
+    return doc.toJS({ maxAliasCount: MAX_ALIASES }) ?? {}
+  } catch (err) {
+    // The yaml package's words for an alias bomb: "Excessive alias count indicates a resource exhaustion attack".
+    throw new ConfigError([`config file ${path}: invalid YAML: ${(err as Error).message} (at most ${MAX_ALIASES} aliases are expanded)`])
+  }
 }
 
 function lineColumn (text: string, offset: number): string {
@@ -61,6 +86,8 @@ export interface ConfigSources {
  * at once: the bad flags, and each bad or unknown key.
  */
 export function resolveConfig (sources: ConfigSources): ResolvedServerConfig {
+  const junk = tooManyUnknownKeys(sources.file)
+  if (junk !== undefined) throw new ConfigError(junk)
   const { merged, fromFlags, problems } = mergeSources(sources)
   if (isTree(merged) && (merged.broker1 === undefined) !== (merged.broker2 === undefined)) {
     const [missing, set] = merged.broker1 === undefined ? ['broker1', 'broker2'] : ['broker2', 'broker1']

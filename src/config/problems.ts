@@ -1,31 +1,75 @@
 import type { z } from 'zod'
 import { FLAGS } from './flags.js'
 import { serverSchema } from './schema.js'
-import { maskSecrets, SECRET_KEYS } from './secrets.js'
-import { getPath, type Tree } from './tree.js'
+import { MAX_PROBLEMS, moreLine } from './bounds.js'
+import { isSecretPath, maskSecrets } from './secrets.js'
+import { getPath, isTree, type Tree } from './tree.js'
 
 /**
  * One line per problem of a failed `schema.safeParse(input)`, each naming the key, the value and
  * what is expected; unknown keys get a did-you-mean. `fromFlags` (keys set by flags) adds "(from --flag)".
+ * Only the first `MAX_PROBLEMS` are described (a did-you-mean each); the rest are counted in a last
+ * "… and N more", so that a file of 800,000 unknown keys costs one pass over them.
  */
 export function formatIssues (error: z.ZodError, input: unknown, schema: z.ZodType = serverSchema, fromFlags: Tree = {}): string[] {
-  return error.issues.flatMap((issue) => describeIssue(issue, input, schema, fromFlags))
+  const lines: string[] = []
+  let more = 0
+  for (const issue of error.issues) {
+    const room = MAX_PROBLEMS - lines.length
+    const count = issue.code === 'unrecognized_keys' ? issue.keys.length : 1
+    if (room <= 0) {
+      more += count
+      continue
+    }
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys.slice(0, room)) lines.push(`${keyName([...issue.path, key])}: unknown key${didYouMean(key, issue.path, schema)}`)
+      more += Math.max(0, count - room)
+    } else {
+      lines.push(describeIssue(issue, input, fromFlags))
+    }
+  }
+  if (more > 0) lines.push(moreLine(more))
+  return lines
 }
 
-function describeIssue (issue: z.core.$ZodIssue, input: unknown, schema: z.ZodType, fromFlags: Tree): string[] {
-  if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((key) => `${keyName([...issue.path, key])}: unknown key${didYouMean(key, issue.path, schema)}`)
+/**
+ * The unknown keys of `input`, found in one pass over it before anything is merged or parsed, when
+ * there are more of them than are shown: a file of 800,000 junk keys is then refused in well under
+ * a second (merging and parsing it would take seconds). Undefined otherwise.
+ */
+export function tooManyUnknownKeys (input: unknown, schema: z.ZodType = serverSchema): string[] | undefined {
+  const lines: string[] = []
+  let count = 0
+  const walk = (value: unknown, path: PropertyKey[]): void => {
+    if (Array.isArray(value)) {
+      value.forEach((item, i) => walk(item, [...path, i]))
+      return
+    }
+    if (!isTree(value)) return
+    const shape = shapeAt(schema, path)
+    if (Object.keys(shape).length === 0) return
+    for (const key of Object.keys(value)) {
+      if (Object.hasOwn(shape, key)) walk(value[key], [...path, key])
+      else if (++count <= MAX_PROBLEMS) lines.push(`${keyName([...path, key])}: unknown key${didYouMean(key, path, schema)}`)
+    }
   }
+  walk(input, [])
+  if (count <= MAX_PROBLEMS) return undefined
+  return [...lines, moreLine(count - MAX_PROBLEMS)]
+}
+
+function describeIssue (issue: z.core.$ZodIssue, input: unknown, fromFlags: Tree): string {
   const raw = getPath(input, issue.path)
-  const value = raw !== undefined && SECRET_KEYS.test(String(issue.path.at(-1))) ? '***' : raw
+  const secret = isSecretPath(issue.path)
+  const value = raw !== undefined && secret ? '***' : raw
   const expected = issue.message.startsWith('expected ') ? issue.message : expectation(issue)
   const what = expected === undefined
-    ? issue.message // our own messages (refine, size, duration) already show the value
+    ? (secret ? 'not valid' : maskSecrets(issue.message)) // our own messages (refine, size, duration) show the value
     : value === undefined ? `missing, ${expected}` : `${show(value)} is not valid: ${expected}`
   const flag = getPath(fromFlags, issue.path) === undefined
     ? undefined
     : FLAGS.find((f) => f.key.every((k, i) => issue.path[i] === k))?.flag
-  return [`${keyName(issue.path)}: ${what}${flag === undefined ? '' : ` (from ${flag})`}`]
+  return `${keyName(issue.path)}: ${what}${flag === undefined ? '' : ` (from ${flag})`}`
 }
 
 const TYPE_NAMES: Record<string, string> = {
@@ -57,9 +101,14 @@ function expectation (issue: z.core.$ZodIssue): string | undefined {
   }
 }
 
+/** The key's dotted name; a key of a junk file can be a megabyte, or a URL with a password. */
 function keyName (path: PropertyKey[]): string {
   if (path.length === 0) return '(config)'
-  return path.map((p, i) => typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`).join('')
+  return path.map((p, i) => typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${maskSecrets(clipKey(String(p)))}`).join('')
+}
+
+function clipKey (key: string): string {
+  return key.length <= 60 ? key : `${key.slice(0, 57)}...`
 }
 
 function show (value: unknown): string {
@@ -92,9 +141,12 @@ function shapeAt (schema: z.ZodType, path: PropertyKey[]): Record<string, Schema
 function didYouMean (key: string, path: PropertyKey[], schema: z.ZodType): string {
   const shape = shapeAt(schema, path)
   const normal = (s: string): string => s.toLowerCase().replace(/[-_]/g, '')
+  const most = Math.min(2, Math.floor(key.length / 2))
   const close = Object.keys(shape)
+    // Lengths further apart than the distance allowed cannot match: a long junk key costs nothing.
+    .filter((known) => Math.abs(known.length - key.length) <= most + 2)
     .map((known) => ({ known, distance: editDistance(normal(key), normal(known)) }))
-    .filter(({ distance }) => distance <= Math.min(2, Math.floor(key.length / 2)))
+    .filter(({ distance }) => distance <= most)
     .sort((a, b) => a.distance - b.distance)[0]?.known
   if (close !== undefined) return ` (did you mean "${close}"?)`
   const nested = Object.keys(shape).find((parent) => Object.hasOwn(shapeAt(schema, [...path, parent]), key))

@@ -19,6 +19,13 @@ export const LIVE_KEYS: ReadonlySet<string> = new Set([
   'limits.maxPacketSize',
   'limits.maxConnections',
   'limits.connectionRatePerSecond',
+  'limits.connectTimeoutMs',
+  'limits.maxConnectionsPerSource',
+  'limits.maxPendingConnectsPerSource',
+  'limits.maxFiltersPerSubscribe',
+  'limits.maxSubscriptionsPerTerminal',
+  'limits.maxTopicLength',
+  'limits.maxClientIdLength',
   'limits.drainTimeoutMs'
 ])
 

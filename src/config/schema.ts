@@ -97,7 +97,18 @@ export const terminalLimitsSchema = z.strictObject({
    * QoS 1 publishes of one terminal not yet safe (acked upstream or stored); past it the tier stops
    * reading that terminal's socket until some are (MQTT 3.1.1 cannot announce a receive window).
    */
-  maxInflight: z.number().int().nonnegative().default(1000)
+  maxInflight: z.number().int().nonnegative().default(1000),
+  // Caps on a hostile terminal (src/limits/terminal-caps.ts), each 0 = no limit. Far above what a
+  // device needs (AWS IoT Core allows 8 filters per SUBSCRIBE, 50 subscriptions, 256-byte topics and
+  // 128-byte client ids), yet a terminal at every cap holds at most ~4 MiB of topics.
+  /** Filters in one SUBSCRIBE; the ones past it get 0x80. */
+  maxFiltersPerSubscribe: z.number().int().nonnegative().default(256),
+  /** Subscriptions one terminal holds; further filters get 0x80. */
+  maxSubscriptionsPerTerminal: z.number().int().nonnegative().default(1000),
+  /** Bytes of a topic or filter: a longer filter gets 0x80, a longer PUBLISH topic closes the connection. */
+  maxTopicLength: z.number().int().nonnegative().default(4096),
+  /** Bytes of a client id; a longer one is refused with CONNACK return code 2. */
+  maxClientIdLength: z.number().int().nonnegative().default(256)
 })
 
 /** Options of `dualBroker(aedes, options)`. */
@@ -150,8 +161,14 @@ export const serverSchema = pluginSchema.extend({
     /** New connections accepted per second, per listener; 0 = unlimited. */
     connectionRatePerSecond: z.number().nonnegative().default(1000),
     /** A terminal that does not read what it is sent for this long is disconnected (Aedes' drainTimeout). */
-    drainTimeoutMs: z.number().int().nonnegative().default(30_000)
-  }).default({ maxInflight: 1000, maxPacketSize: 1024 * 1024, maxConnections: 10_000, connectionRatePerSecond: 1000, drainTimeoutMs: 30_000 }),
+    drainTimeoutMs: z.number().int().nonnegative().default(30_000),
+    /** A connection that has not sent CONNECT within this long is closed; 0 = Aedes' own 30 s. */
+    connectTimeoutMs: z.number().int().nonnegative().default(10_000),
+    /** Connections open at once from one source address, per listener; 0 = unlimited. */
+    maxConnectionsPerSource: z.number().int().nonnegative().default(1000),
+    /** Connections from one source address that have not sent CONNECT yet, per listener; 0 = unlimited. */
+    maxPendingConnectsPerSource: z.number().int().nonnegative().default(100)
+  }).prefault({}),
   /** The node's whole state: the pending store (terminals' sessions live at the brokers). */
   data: z.string().min(1).default('./data'),
   http: z.strictObject({

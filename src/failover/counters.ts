@@ -1,3 +1,4 @@
+import { newRefusalCounts, type RefusalCounts } from '../limits/refusals.js'
 import type { BrokerName } from '../upstream/broker-endpoint.js'
 
 /**
@@ -16,6 +17,8 @@ export interface TierCounters {
   failbacks: number
   /** Copies of a message recognised and not delivered to a terminal again. */
   duplicates: number
+  /** Connections, CONNECTs and filters refused by a limit, per reason (src/limits/refusals.ts). */
+  refused: RefusalCounts
 }
 
 export function newCounters (): TierCounters {
@@ -26,6 +29,7 @@ export function newCounters (): TierCounters {
     dropped: { policy: 0, overflow: 0, expired: 0, qos0: 0 },
     failovers: 0,
     failbacks: 0,
-    duplicates: 0
+    duplicates: 0,
+    refused: newRefusalCounts()
   }
 }

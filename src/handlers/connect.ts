@@ -4,6 +4,7 @@
  */
 import { type AuthenticateHook, type Client, type ConnectPacket, interceptTerminalAcks, type PreConnectHook, reportSessionPresent } from '../aedes-types.js'
 import type { DualBroker } from '../plugin.js'
+import { endWithSocket } from './disconnect.js'
 import type { ConnectOutcome, TerminalIdentity } from '../upstream/upstream-link.js'
 import { TerminalSession } from '../upstream/terminal-session.js'
 
@@ -21,6 +22,7 @@ export function preConnect (tier: DualBroker): PreConnectHook {
     tier.connectPackets.set(client, identityOf(packet))
     delete packet.will
     packet.clean = true
+    tier.caps.watch(client) // limits.maxFiltersPerSubscribe (src/limits/terminal-caps.ts)
     interceptTerminalAcks(client, (ack) => tier.sessions.get(client)?.acked(ack) === true)
     callback(null, true)
   }
@@ -47,6 +49,7 @@ export function authenticate (tier: DualBroker): AuthenticateHook {
     tier.connectPackets.delete(client)
     // [MQTT-3.1.3-8]: a persistent session needs an id to be found by (Aedes would invent one).
     if (identity.clientId === '' && !identity.clean) return done(refusal(IDENTIFIER_REJECTED), false)
+    if (tier.caps.refusesClientId(client)) return done(refusal(IDENTIFIER_REJECTED), false) // limits.maxClientIdLength
     // Aedes assigns an id to a clean client that sent none; the brokers must see the same one.
     const session = new TerminalSession(client, { ...identity, clientId: client.id }, tier.healths, tier.failover, tier.options.dedup, tier.options.limits.maxInflight, tier.forwardFilter, tier.qos2Exchanges(client.id, identity.clean))
     let previous: TerminalSession | undefined
@@ -56,6 +59,7 @@ export function authenticate (tier: DualBroker): AuthenticateHook {
     }).then((outcomes) => {
       // The tier may have begun to close while the brokers answered: its shutdown did not see this session.
       const returnCode = tier.isClosing ? SERVER_UNAVAILABLE : decide(outcomes)
+      if (returnCode === SERVER_UNAVAILABLE) tier.caps.noteUnavailable(client, outcomes) // EMFILE upstream: src/limits/
       if (returnCode !== 0 || client.closed) {
         void session.close(true)
         previous?.resumeAfterTakeover()
@@ -63,6 +67,7 @@ export function authenticate (tier: DualBroker): AuthenticateHook {
       }
       tier.register(session)
       session.catchUp()
+      endWithSocket(tier, client) // a close before Aedes registers the client: src/handlers/disconnect.ts
       // [MQTT-3.2.2-2]: present if a broker kept the session (both do, unless one lost it)
       if (outcomes.some((outcome) => outcome.kind === 'accepted' && outcome.sessionPresent)) reportSessionPresent(client)
       done(null, true)

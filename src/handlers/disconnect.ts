@@ -14,3 +14,15 @@ export function onClientDisconnect (tier: DualBroker): (client: Client) => void 
     tier.sessionEnding(session.client.id, session.close(sentDisconnect(client)))
   }
 }
+
+/**
+ * Aedes emits 'clientDisconnect' only for a client it registered, a few asynchronous steps after
+ * `authenticate` allowed it: a terminal whose socket closed in between (or just before) kept both
+ * upstream sessions open for ever (found by the hostile-terminal soak). Its socket's close ends
+ * them too; for a client Aedes did register, 'clientDisconnect' came first and this finds nothing.
+ */
+export function endWithSocket (tier: DualBroker, client: Client): void {
+  const end = (): void => { setImmediate(onClientDisconnect(tier), client) }
+  if (client.conn.destroyed) end()
+  else client.conn.once('close', end)
+}

@@ -52,9 +52,12 @@ export class PublishAdmissions {
   }
 }
 
+const TOPIC_TOO_LONG = new Error('topic longer than limits.maxTopicLength')
+
 export function authorizePublish (tier: DualBroker, theirs: AuthorizePublishHook): AuthorizePublishHook {
   return (client, packet, done) => {
     if (client === null) return theirs(client, packet, done)
+    if (tier.caps.refusesTopic(client, packet.topic)) return done(TOPIC_TOO_LONG) // limits.maxTopicLength: Aedes closes the connection
     const admissions = tier.admissions(client)
     if (admissions === undefined) return done(new Error('terminal has no upstream session'))
     const admission = admissions.admit(packet, done)

@@ -11,6 +11,7 @@ const FAILURE = 128 // [MQTT-3.9.3-2] 0x80: failure
 export function authorizeSubscribe (tier: DualBroker): AuthorizeSubscribeHook {
   return (client, subscription, callback) => {
     const session = tier.sessions.get(client)
+    if (tier.caps.refusesSubscription(client, subscription, session?.subscriptions)) return callback(null, null) // src/limits/terminal-caps.ts
     if (session === undefined || tier.isLocalTopic(subscription.topic)) return callback(null, subscription)
     mirror(session, subscription.topic, subscription.qos).then((granted) => {
       // Aedes keeps the requested QoS in the SUBACK (AEDES-NOTES); the brokers deliver at the granted one.

@@ -14,7 +14,11 @@ export class PacketSizeScanner {
   private length = 0
   private multiplier = 1
 
-  constructor (private readonly maxPacketSize: number) {}
+  /**
+   * @param maxPacketSize 0 = no limit
+   * @param onFirstPacket called once, when the first packet (a terminal's CONNECT [MQTT-3.1.0-1]) has passed whole
+   */
+  constructor (private readonly maxPacketSize: number, private onFirstPacket?: () => void) {}
 
   /** Returns an error message when the chunk crosses the limit or breaks the length encoding. */
   scan (chunk: Buffer): string | undefined {
@@ -24,6 +28,7 @@ export class PacketSizeScanner {
         const step = Math.min(this.skip, chunk.length - i)
         this.skip -= step
         i += step
+        if (this.skip === 0) this.packetEnded()
         continue
       }
       const byte = chunk[i++]!
@@ -41,11 +46,19 @@ export class PacketSizeScanner {
         continue
       }
       const size = 1 + this.headerByte + this.length
-      if (size > this.maxPacketSize) return `packet of ${size} bytes exceeds limits.maxPacketSize (${this.maxPacketSize})`
+      if (this.maxPacketSize > 0 && size > this.maxPacketSize) return `packet of ${size} bytes exceeds limits.maxPacketSize (${this.maxPacketSize})`
       this.skip = this.length
       this.headerByte = 0
+      if (this.skip === 0) this.packetEnded()
     }
     return undefined
+  }
+
+  private packetEnded (): void {
+    if (this.onFirstPacket === undefined) return
+    const first = this.onFirstPacket
+    this.onFirstPacket = undefined
+    first()
   }
 }
 
@@ -56,8 +69,8 @@ export class PacketSizeScanner {
  * it: a wrapper would cost every terminal a second stream's buffers and every
  * chunk a second pass through the stream machinery, both ways.
  */
-export function guardPacketSize<S extends Readable> (socket: S, maxPacketSize: number, onReject: (reason: string) => void): S {
-  const scanner = new PacketSizeScanner(maxPacketSize)
+export function guardPacketSize<S extends Readable> (socket: S, maxPacketSize: number, onReject: (reason: string) => void, onFirstPacket?: () => void): S {
+  const scanner = new PacketSizeScanner(maxPacketSize, onFirstPacket)
   const read = socket.read
   socket.read = function guardedRead (this: S, size?: number) {
     const chunk: unknown = read.call(this, size)

@@ -5,10 +5,13 @@
  * the child is not a tap test.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
+import { startAedes } from './aedes-broker.js'
+import { tempDir } from './durable.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const cli = join(root, 'src/cli.ts')
@@ -25,11 +28,20 @@ process.once('exit', () => {
   for (const child of live) child.kill('SIGKILL')
 })
 
+export interface SpawnOptions {
+  /** The child's limit on open files (`ulimit -n`, set by a shell that then execs node); default the test's own. */
+  openFiles?: number
+  /** Variables added to the child's environment. */
+  env?: Record<string, string>
+}
+
 /** Spawns the CLI with these arguments; stdout and stderr are pipes. */
-export function spawnCli (args: string[]): ChildProcess {
-  const child = spawn(process.execPath, [`--import=${import.meta.resolve('@tapjs/typescript/import')}`, cli, ...args], {
-    cwd: root, env: childEnv, stdio: ['ignore', 'pipe', 'pipe']
-  })
+export function spawnCli (args: string[], options: SpawnOptions = {}): ChildProcess {
+  const node = [process.execPath, `--import=${import.meta.resolve('@tapjs/typescript/import')}`, cli, ...args]
+  const [command, ...rest] = options.openFiles === undefined
+    ? node
+    : ['bash', '-c', `ulimit -n ${options.openFiles} && exec "$@"`, 'bash', ...node]
+  const child = spawn(command!, rest, { cwd: root, env: { ...childEnv, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
   live.add(child)
   child.once('exit', () => live.delete(child))
   return child
@@ -49,7 +61,7 @@ export function finish (child: ChildProcess): Promise<Outcome> {
   })
 }
 
-export const runCli = (args: string[]): Promise<Outcome> => finish(spawnCli(args))
+export const runCli = (args: string[], env?: Record<string, string>): Promise<Outcome> => finish(spawnCli(args, env === undefined ? {} : { env }))
 
 export type LogEntry = Record<string, unknown> & { msg?: string, time?: number }
 
@@ -67,8 +79,8 @@ export interface RunningCli {
 }
 
 /** Spawns the CLI and follows its JSON log lines; SIGKILLed at teardown if still running. */
-export function followCli (t: Test, args: string[]): RunningCli {
-  const child = spawnCli(args)
+export function followCli (t: Test, args: string[], options: SpawnOptions = {}): RunningCli {
+  const child = spawnCli(args, options)
   const logs: LogEntry[] = []
   const waiters = new Set<() => void>()
   let stderr = ''
@@ -124,9 +136,26 @@ export function followCli (t: Test, args: string[]): RunningCli {
 }
 
 /** Starts the CLI and resolves with it and its MQTT URL once it logged `listening`. */
-export async function startCli (t: Test, args: string[], timeoutMs = 20_000): Promise<RunningCli & { url: string }> {
-  const running = followCli(t, args)
+export async function startCli (t: Test, args: string[], timeoutMs = 20_000, options: SpawnOptions = {}): Promise<RunningCli & { url: string }> {
+  const running = followCli(t, args, options)
   const listening = await running.waitForLog('listening', () => true, timeoutMs)
   const { host, port } = listening.mqtt as { host: string, port: number }
   return { ...running, url: `mqtt://${host}:${port}` }
+}
+
+/**
+ * A config file for the CLI in a fresh temporary folder: loopback listeners on ephemeral ports
+ * (MQTT and the status server), a data dir beside it, two Aedes brokers in this test process,
+ * and the given limits (YAML flow mapping text, e.g. "{ connectionRatePerSecond: 0 }").
+ */
+export async function tierConfigFile (t: Test, limits: string): Promise<string> {
+  const b1 = await startAedes(t)
+  const b2 = await startAedes(t)
+  const dir = tempDir(t)
+  const config = join(dir, 'tier.yaml')
+  writeFileSync(config, [
+    'listen: { host: 127.0.0.1, port: 0 }', 'http: { port: 0 }', `data: ${join(dir, 'data')}`,
+    `broker1: { url: "${b1.url}" }`, `broker2: { url: "${b2.url}" }`, `limits: ${limits}`
+  ].join('\n'))
+  return config
 }

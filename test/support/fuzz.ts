@@ -1,3 +1,4 @@
+import net from 'node:net'
 import mqttPacket from 'mqtt-packet'
 
 /** mulberry32: a small seeded PRNG, so a failing run can be replayed with its seed. */
@@ -47,3 +48,41 @@ export function mutated (rand: () => number, id: string): Buffer[] {
     }
   }
 }
+
+/** Sends `packets` on a fresh socket; resolves whether the server closed it within `ms`. */
+export function send (port: number, packets: Buffer[], ms = 3000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1')
+    const timer = setTimeout(() => { socket.destroy(); resolve(false) }, ms)
+    socket.on('error', () => {})
+    socket.on('data', () => {})
+    socket.on('close', () => { clearTimeout(timer); resolve(true) })
+    socket.on('connect', () => { for (const packet of packets) socket.write(packet) })
+  })
+}
+
+const subscribe = (filters: string[]): Buffer =>
+  mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: filters.map((topic) => ({ topic, qos: 1 as const })) })
+
+/**
+ * What a hostile terminal sends, each class with what the tier must do about it: `closes` — the
+ * connection is closed (by a refusal or a timeout); otherwise it stays and must be harmless.
+ * `rand` makes the sizes vary with the seed.
+ */
+export const hostileTerminals = {
+  /** Connects and never sends a byte. */
+  'idle socket': { closes: true, make: (): Buffer[] => [] },
+  /** A CONNECT cut short: the rest never comes. */
+  'half CONNECT': { closes: true, make: (rand: () => number, id: string): Buffer[] => [connect(id).subarray(0, 2 + Math.floor(rand() * 8))] },
+  'huge client id': { closes: true, make: (rand: () => number): Buffer[] => [connect('c'.repeat(1000 + Math.floor(rand() * 60_000)))] },
+  'huge PUBLISH topic': { closes: true, make: (rand: () => number, id: string): Buffer[] => [connect(id), publish('t'.repeat(5000 + Math.floor(rand() * 60_000)), Buffer.from('x'))] },
+  /** One SUBSCRIBE with thousands of filters, and one with a huge filter: SUBACK 0x80 for those past the caps. */
+  'subscribe flood': {
+    closes: false,
+    make: (rand: () => number, id: string): Buffer[] => [
+      connect(id),
+      subscribe(Array.from({ length: 300 + Math.floor(rand() * 2000) }, (_, i) => `flood/${id}/${i}`)),
+      subscribe(['f'.repeat(5000 + Math.floor(rand() * 20_000))])
+    ]
+  }
+} as const
