@@ -2,10 +2,12 @@
 import t from 'tap'
 import { rawConnect } from '../support/raw-terminal.js'
 import { BROKER_KINDS, differential } from '../support/differential.js'
+import { startTier } from '../support/tier.js'
 
 for (const kind of BROKER_KINDS) {
   t.test(`${kind}: client ids and keepalives at the edges get the broker's own answer`, async (t) => {
-    const { broker1, targets } = await differential(t, kind)
+    // The broker's own answer, past the cap the tier puts on client ids by default (checked below).
+    const { broker1, broker2, targets } = await differential(t, kind, { plugin: { limits: { maxClientIdLength: 0 } } })
     const cases: Array<[string, { clientId: string, clean: boolean, keepalive?: number }]> = [
       ['[MQTT-3.1.3-8] zero-length id, clean: false', { clientId: '', clean: false }],
       ['[MQTT-3.1.3-7] zero-length id, clean: true', { clientId: '', clean: true }],
@@ -31,6 +33,11 @@ for (const kind of BROKER_KINDS) {
       }
       t.same(seen.tier, seen.direct, `${name}: ${JSON.stringify(seen.direct)}`)
     }
+    // A deliberate difference (README "What a terminal observes"): limits.maxClientIdLength, 256 bytes by default.
+    const capped = await startTier(t, broker1.url, broker2.url)
+    const long = await rawConnect(t, capped.url, { clientId: 'x'.repeat(257), clean: true })
+    await long.closed
+    t.equal(long.connack.returnCode, 2, 'an id past limits.maxClientIdLength: return code 2 from the tier, whatever Broker1 would say')
     if (broker1.aedes !== undefined) {
       const before = broker1.aedes.connectsTotal()
       const terminal = await rawConnect(t, targets[1]![1], { clientId: '', clean: false })
