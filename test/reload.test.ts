@@ -49,7 +49,7 @@ t.test('reconfigure applies policies, health timings and limits live; stored mes
   await terminal.publishAsync('other/topic', 'gone', { qos: 1 })
   t.equal(tier.state.counters.dropped.policy, 1, 'the new default policy routes the next publish')
 
-  const refused = logs.next('terminal refused', (f) => f.reason === 'limits.maxConnections')
+  const refused = logs.next('connection refused', (f) => f.reason === 'max-connections')
   const second = net.connect(server.addresses.mqtt.port, '127.0.0.1')
   second.on('error', () => {})
   await refused

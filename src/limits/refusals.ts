@@ -75,7 +75,8 @@ export class Refusals {
 
   private write (reason: RefusalReason, detail: RefusalDetail, count: number): void {
     const { key, msg } = REFUSALS[reason]
-    this.logger.warn({ ...detail, reason, limit: key, count }, msg)
+    // info, as every refused terminal is: a refusal is the limit working; a flood shows in the count and the metric.
+    this.logger.info({ ...detail, reason, limit: key, count }, msg)
   }
 
   /** Writes what is still summed up, and stops the timers. */
