@@ -99,11 +99,14 @@ async function main (): Promise<void> {
       process.exit(1)
     }
     stopping = true
-    logger.info({ signal }, 'stopping')
+    const { drainDelayMs } = config.http
+    logger.info({ signal, ...(drainDelayMs > 0 && config.http.port !== undefined && { drainDelayMs }) }, 'stopping')
+    // The drain delay is the operator's choice: only what follows it is bounded.
+    const timeoutMs = CLOSE_TIMEOUT_MS + (config.http.port === undefined ? 0 : drainDelayMs)
     const timer = setTimeout(() => {
-      logger.error({ timeoutMs: CLOSE_TIMEOUT_MS }, 'stopping took too long, exiting anyway')
+      logger.error({ timeoutMs }, 'stopping took too long, exiting anyway')
       process.exit(1)
-    }, CLOSE_TIMEOUT_MS)
+    }, timeoutMs)
     tier.close().then(() => {
       clearTimeout(timer)
       logger.info('stopped')

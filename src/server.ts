@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Aedes } from 'aedes'
 import { ConfigError } from './config/errors.js'
 import { formatIssues } from './config/problems.js'
@@ -13,7 +14,7 @@ import { logRefusals } from './refusals.js'
 import { type Logger, silentLogger } from './logger.js'
 import { type DualBroker, dualBroker } from './plugin.js'
 import { hooksOf } from './aedes-types.js'
-import { statusServer } from '../plugins/status/index.js'
+import { type StatusServer, statusServer } from '../plugins/status/index.js'
 import { sysTopicsPlugin } from '../plugins/sys-topics.js'
 
 export type { Address }
@@ -56,15 +57,24 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
   const cleanup: Array<() => Promise<void>> = []
   const listeners: Listener[] = []
   let tier: DualBroker | undefined
+  let status: StatusServer | undefined
+  let closing: Promise<void> | undefined
   /**
-   * Graceful: stop accepting, let publishes in flight become safe (bounded by
-   * health.ackTimeoutMs), then end the upstream sessions with DISCONNECT, flush
-   * and close the store, and drop the terminals.
+   * Graceful: `/health` says `stopping` (503) for `http.drainDelayMs` while the node still serves,
+   * so that a load balancer takes it out first (README "Several nodes"); then stop accepting, let
+   * publishes in flight become safe (bounded by health.ackTimeoutMs: acked upstream or committed
+   * to the store), drop the terminals (they come back through another node and find their
+   * sessions at the brokers), end the upstream sessions, and flush and close the store.
    */
-  const close = async (): Promise<void> => {
-    for (const listener of listeners) listener.stopAccepting()
-    await tier?.drain(resolved.health.ackTimeoutMs)
-    for (const step of cleanup.splice(0).reverse()) await step()
+  const close = (drainDelayMs = resolved.http.drainDelayMs): Promise<void> => {
+    closing ??= (async () => {
+      status?.stopping()
+      if (status !== undefined && drainDelayMs > 0) await sleep(drainDelayMs)
+      for (const listener of listeners) listener.stopAccepting()
+      await tier?.drain(resolved.health.ackTimeoutMs)
+      for (const step of cleanup.splice(0).reverse()) await step()
+    })()
+    return closing
   }
   try {
     let embedded: EmbeddedBrokers | undefined
@@ -92,7 +102,7 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
     cleanup.push(() => started.close())
     const sysTopics = sysTopicsPlugin(started, aedes)
     cleanup.push(sysTopics.close)
-    const status = http.port === undefined ? undefined : await statusServer(started, { host: http.host, port: http.port })
+    status = http.port === undefined ? undefined : await statusServer(started, { host: http.host, port: http.port })
     if (status !== undefined) cleanup.push(status.close)
 
     const opened = await openListeners(aedes, { ...listen, host }, { limits, logger }, listeners)
@@ -115,10 +125,10 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
       aedes,
       addresses: { ...opened, ...(status !== undefined && { http: status.address }), broker1: broker1.url, broker2: broker2.url, embeddedBrokers: embedded !== undefined },
       reconfigure,
-      close
+      close: () => close()
     }
   } catch (error) {
-    await close()
+    await close(0) // nothing was served yet: no balancer to wait for
     throw error
   }
 }
