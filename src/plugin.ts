@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { Aedes, Callback, Client, PublishPacket } from './aedes-types.js'
-import { type AedesHooks, hooksOf } from './aedes-types.js'
+import { type AedesHooks, hooksOf, stopReading } from './aedes-types.js'
 import { pluginSchema, type ResolvedOptions } from './config/schema.js'
 import type { DualBrokerOptions } from './options.js'
 import { ConfigError } from './config/errors.js'
@@ -277,11 +277,15 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
   }
 
   /**
-   * Resolves once no terminal has a publish in flight (each one acked upstream
-   * or stored), or after `timeoutMs`; true when everything became safe. For a
-   * graceful stop, after the listeners stopped accepting.
+   * Stops reading the terminals, then resolves once none has a publish in
+   * flight (each one acked upstream or stored), or after `timeoutMs`; true
+   * when everything became safe. For a graceful stop, after the listeners
+   * stopped accepting: a terminal that keeps publishing would otherwise never
+   * let the node see nothing in flight. What it sends meanwhile stays unread
+   * and unacknowledged, and it resends that through the next node.
    */
   async drain (timeoutMs: number): Promise<boolean> {
+    for (const session of this.sessions.values()) stopReading(session.client)
     const until = Date.now() + timeoutMs
     const busy = (): boolean => [...this.sessions.values()].some((session) => session.outbox.size > 0)
     while (busy()) {

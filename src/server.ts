@@ -95,7 +95,7 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
     const aedes = await Aedes.createBroker({ drainTimeout: resolved.limits.drainTimeoutMs })
     cleanup.push(() => new Promise<void>((resolve) => aedes.close(() => resolve())))
     logRefusals(aedes, logger)
-    const { listen, http, data: _data, logLevel: _logLevel, limits, ...pluginOptions } = resolved
+    const { listen, http, data: _data, logLevel: _logLevel, limits, embeddedPorts: _embeddedPorts, ...pluginOptions } = resolved
     const store = { ...pluginOptions.store, path: pluginOptions.store?.path ?? join(resolved.data, 'pending') }
     const started = await dualBroker(aedes, { ...pluginOptions, limits: { maxInflight: limits.maxInflight }, store, broker1, broker2, logger })
     tier = started
