@@ -97,6 +97,17 @@ export function metricsPlugin (tier: ObservedTier, options: MetricsOptions = {})
       for (const [reason, count] of Object.entries(dropped)) this.inc({ reason }, count)
     }
   }))
+  add(new Counter({
+    name: prefix + 'refused_total',
+    help: 'Terminals refused for a ceiling of the node: source-ports (no source port free for their upstream sockets)',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect () {
+      const { refused } = tier.state.counters
+      this.reset()
+      for (const [reason, count] of Object.entries(refused)) this.inc({ reason }, count)
+    }
+  }))
   gauge('pending_messages', 'Publishes waiting in the pending store', (s) => s.pending.messages)
   gauge('pending_bytes', 'Bytes waiting in the pending store', (s) => s.pending.bytes)
   gauge('clients', 'Connected terminals with an upstream session pair', (s) => s.clients)

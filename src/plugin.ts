@@ -204,6 +204,12 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
     }
   }
 
+  /** A terminal refused because a broker's socket found no source port: said and counted, never silent. */
+  refusedForSourcePorts (clientId: string, reason: string): void {
+    this.failover.counters.refused['source-ports']++
+    this.logger.warn({ clientId, reason: 'source-ports', detail: reason }, 'terminal refused: no free source port for its upstream sockets')
+  }
+
   flushAll (): void {
     for (const session of this.sessions.values()) session.outbox.flush()
   }

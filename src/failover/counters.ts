@@ -16,6 +16,8 @@ export interface TierCounters {
   failbacks: number
   /** Copies of a message recognised and not delivered to a terminal again. */
   duplicates: number
+  /** Terminals refused (CONNACK 3) for a ceiling of the node: `source-ports`, no source port free for their upstream sockets. */
+  refused: { 'source-ports': number }
 }
 
 export function newCounters (): TierCounters {
@@ -26,6 +28,7 @@ export function newCounters (): TierCounters {
     dropped: { policy: 0, overflow: 0, expired: 0, qos0: 0 },
     failovers: 0,
     failbacks: 0,
-    duplicates: 0
+    duplicates: 0,
+    refused: { 'source-ports': 0 }
   }
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import type { IClientOptions } from 'mqtt'
 import type { BrokerOptions, HealthOptions } from '../config/schema.js'
+import { SourceAddresses } from './source-addresses.js'
 import type { TlsMaterial } from './transport.js'
 
 export type BrokerName = 'broker1' | 'broker2'
@@ -13,10 +14,13 @@ export class BrokerEndpoint {
   readonly url: string
   readonly address: URL
   readonly tlsMaterial: TlsMaterial
+  /** Where the terminals' upstream sockets to this broker come from; undefined: the system chooses. */
+  readonly sources: SourceAddresses | undefined
 
   constructor (readonly name: BrokerName, readonly options: BrokerOptions, readonly health: HealthOptions) {
     this.url = options.url
     this.address = new URL(options.url)
+    this.sources = options.localAddresses === undefined ? undefined : new SourceAddresses(options.localAddresses)
     this.tlsMaterial = {
       rejectUnauthorized: options.rejectUnauthorized,
       ...(options.ca !== undefined && { ca: readFileSync(options.ca) }),

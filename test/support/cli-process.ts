@@ -13,7 +13,8 @@ import type { Test } from 'tap'
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const cli = join(root, 'src/cli.ts')
 
-const childEnv: Record<string, string | undefined> = {
+/** The environment of a child that runs TypeScript from source (no tap variables). */
+export const childEnv: Record<string, string | undefined> = {
   ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS' && !k.startsWith('TAP_'))),
   TS_NODE_TRANSPILE_ONLY: '1',
   TS_NODE_PROJECT: join(root, 'tsconfig.json')
@@ -25,9 +26,12 @@ process.once('exit', () => {
   for (const child of live) child.kill('SIGKILL')
 })
 
+/** node's arguments to run a TypeScript file from source, through tap's own loader. */
+export const tsNodeArgs = (file: string): string[] => [`--import=${import.meta.resolve('@tapjs/typescript/import')}`, file]
+
 /** Spawns the CLI with these arguments; stdout and stderr are pipes. */
 export function spawnCli (args: string[]): ChildProcess {
-  const child = spawn(process.execPath, [`--import=${import.meta.resolve('@tapjs/typescript/import')}`, cli, ...args], {
+  const child = spawn(process.execPath, [...tsNodeArgs(cli), ...args], {
     cwd: root, env: childEnv, stdio: ['ignore', 'pipe', 'pipe']
   })
   live.add(child)
