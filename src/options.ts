@@ -40,7 +40,8 @@ export interface BrokerOptions {
   /**
    * IP addresses the terminals' upstream sockets to this broker are opened from, the least used
    * first. One source address holds about 28k sockets to one broker address (its ephemeral port
-   * range); each address in the pool adds as many. Default: the system chooses.
+   * range); each address in the pool adds as many. The tier's own sessions (health link, replay)
+   * connect from the first. Default: the system chooses.
    */
   localAddresses?: string[]
 }

@@ -21,6 +21,7 @@ interface Outcome {
   metric: string | undefined
   clients: number
   usage: Array<Record<string, number>>
+  healthFrom: Array<string | undefined>
   warnings: Array<Record<string, unknown>>
 }
 
@@ -56,6 +57,7 @@ t.test('a pool of source addresses holds more upstream sockets to one broker add
   t.equal(accepted(o), TERMINALS, `all ${TERMINALS} terminals got in: ${TERMINALS} sockets to each broker address, over ${RANGE} ports per source address`)
   t.equal(o.counter, 0, 'nothing refused')
   t.equal(o.metric, '0')
+  t.same(o.healthFrom, ['127.0.0.2', '127.0.0.6'], 'the tier\'s own health links connect from the first address of each pool')
   for (const usage of o.usage) {
     const counts = Object.values(usage)
     t.ok(Math.max(...counts) - Math.min(...counts) <= 1, `the pool is used evenly (${JSON.stringify(usage)})`)

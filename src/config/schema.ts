@@ -49,7 +49,8 @@ export const brokerSchema = z.strictObject({
   rejectUnauthorized: z.boolean().default(true),
   /**
    * Source addresses of the terminals' upstream sockets to this broker, used least-used first:
-   * each one adds a source address's ephemeral port range (README "Several nodes").
+   * each one adds a source address's ephemeral port range (README "Several nodes"). The tier's
+   * own sessions (health link, replay) connect from the first.
    */
   localAddresses: z.array(z.string().refine((value) => isIP(value) !== 0, {
     error: (issue) => `${JSON.stringify(issue.input)} is not an IP address`

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs'
-import type { IClientOptions } from 'mqtt'
+import mqtt, { type IClientOptions, MqttClient } from 'mqtt'
 import type { BrokerOptions, HealthOptions } from '../config/schema.js'
 import { SourceAddresses } from './source-addresses.js'
-import type { TlsMaterial } from './transport.js'
+import { openTransport, type TlsMaterial } from './transport.js'
 
 export type BrokerName = 'broker1' | 'broker2'
 
@@ -40,6 +40,17 @@ export class BrokerEndpoint {
       ...this.tlsMaterial,
       ...overrides
     }
+  }
+
+  /**
+   * An mqtt.js client for one of the tier's own sessions (health link, replay). With a pool of
+   * source addresses it connects from the first, so that it takes the terminals' route to the broker.
+   */
+  connectService (overrides: IClientOptions): MqttClient {
+    const options = this.clientOptions(overrides)
+    const first = this.options.localAddresses?.[0]
+    if (first === undefined) return mqtt.connect(this.url, options)
+    return new MqttClient(() => openTransport(this.address, this.tlsMaterial, first), options)
   }
 
   /** Credentials of the tier's own sessions (health link, replay). */
