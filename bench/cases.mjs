@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { BENCH, Mosquitto, ROOT, Tier, Worker, build, freePort, memOf, mono, sampleRss, tmpDir } from './lib/procs.mjs'
+import { BENCH, HAProxy, Mosquitto, ROOT, Tier, Worker, build, freePort, memOf, mono, sampleRss, tmpDir } from './lib/procs.mjs'
 import { figure } from './lib/stats.mjs'
 
 const TOPIC = 'bench/t'
@@ -382,6 +382,66 @@ export async function runReconnectStorm (mode, { n, queued, perSecond }) {
   })
 }
 
+// ---------------------------------------------------------------- several nodes
+
+/** Nodes as the terminals' benches run them (no connection rate limit), each with its status server for haproxy's check. */
+const nodeConfig = { limits: { connectionRatePerSecond: 0, maxConnections: 0 }, http: { host: '127.0.0.1', port: 0 } }
+
+/**
+ * `n` idle terminals connect at once. Mode "tier": through haproxy to 2 nodes; baseline
+ * ("direct"): straight at 1 node. RSS per terminal = the nodes' RSS growth, summed, over `n`
+ * (haproxy's own is a figure of its own).
+ */
+export async function runNodes (mode, { n }) {
+  return withScope(async (scope) => {
+    const { b1, b2 } = await brokers(scope)
+    const nodes = []
+    for (let i = 0; i < (mode === 'tier' ? 2 : 1); i++) nodes.push(await startTier(scope, `nodes-${mode}-${i}`, b1.url, b2.url, nodeConfig))
+    const proxy = mode === 'tier' ? scope.add(await HAProxy.start(nodes)) : undefined
+    const terms = await worker(scope, 'terminals.mjs')
+    await sleep(1000)
+    const before = nodes.map((node) => memOf(node.pid).rss)
+    const proxyBefore = proxy === undefined ? 0 : memOf(proxy.pid).rss
+    const result = await terms.call('connect', { url: proxy?.url ?? nodes[0].url, n, prefix: `nodes-${mode}` })
+    await sleep(2000)
+    const grown = nodes.reduce((sum, node, i) => sum + memOf(node.pid).rss - before[i], 0)
+    const perNode = await Promise.all(nodes.map((node) => node.health().then((h) => h?.clients ?? NaN)))
+    return {
+      connectMs: result.ms,
+      connected: result.connected,
+      alive: await terms.call('alive'),
+      failed: result.failed,
+      errors: result.errors,
+      kbPerTerminal: grown / n,
+      haproxyKbPerTerminal: proxy === undefined ? NaN : (memOf(proxy.pid).rss - proxyBefore) / n,
+      minShare: Math.min(...perNode) / n
+    }
+  })
+}
+
+/**
+ * 2 nodes behind haproxy, `n` persistent terminals publishing QoS 1 at `rate` msg/s in all, each
+ * subscribed to its own topic. After 3 s the node holding the most terminals is SIGKILLed:
+ * the time until every one of its terminals is back (CONNACK through the other node), and the
+ * acked messages missing at Broker1 or at their terminal.
+ */
+export async function runNodeLoss ({ n, rate: total }) {
+  return withScope(async (scope) => {
+    const { b1, b2 } = await brokers(scope)
+    const nodes = [await startTier(scope, 'node-loss-0', b1.url, b2.url, nodeConfig), await startTier(scope, 'node-loss-1', b1.url, b2.url, nodeConfig)]
+    const proxy = scope.add(await HAProxy.start(nodes))
+    const load = await worker(scope, 'node-loss.mjs')
+    await load.call('start', { url: proxy.url, broker1: b1.url, n, ratePerTerminal: total / n })
+    await sleep(3000)
+    const counts = await Promise.all(nodes.map((node) => node.health().then((h) => h?.clients ?? 0)))
+    const victim = nodes[counts.indexOf(Math.max(...counts))]
+    const since = Date.now()
+    victim.entry.child.kill('SIGKILL')
+    await sleep(4000)
+    return load.call('stop', { since })
+  })
+}
+
 // ---------------------------------------------------------------- the cases
 
 /** Runs `fn(mode, i)` `runs` times per mode, alternating which goes first. */
@@ -540,6 +600,40 @@ export const CASES = {
         figure({ name: 'VmHWM of the tier', unit: 'MB', tier: [r.hwmMb] }),
         figure({ name: 'replay msgs/s', tier: [r.replay] }),
         figure({ name: 'messages replayed', tier: [r.replayed], goal: { on: 'tier', op: '>=', value: count }, digits: 0 })
+      ]
+    }
+  },
+  nodes: {
+    title: 'idle terminals: 2 nodes behind haproxy vs 1 node',
+    async run ({ runs, log }) {
+      const n = settings.quick ? 2000 : 5000
+      const r = await alternate(runs, (mode) => runNodes(mode, { n }), log)
+      return [
+        figure({ name: `time for ${n.toLocaleString('en')} to connect (tier: 2 nodes + haproxy; baseline: 1 node)`, unit: 'ms', tier: pick(r.tier, 'connectMs'), baseline: pick(r.direct, 'connectMs'), compareBy: 'ratio' }),
+        figure({ name: `RSS per terminal @${n / 1000}k, nodes summed`, unit: 'KB', tier: pick(r.tier, 'kbPerTerminal'), baseline: pick(r.direct, 'kbPerTerminal'), goal: { on: 'tier', op: '<=', value: 40 } }),
+        figure({ name: 'haproxy RSS per terminal', unit: 'KB', tier: pick(r.tier, 'haproxyKbPerTerminal') }),
+        figure({ name: 'share of the terminals on the emptier node', tier: pick(r.tier, 'minShare'), digits: 2 }),
+        figure({ name: `terminals connected @${n / 1000}k`, tier: pick(r.tier, 'alive'), baseline: pick(r.direct, 'alive'), goal: { on: 'tier', op: '>=', value: n }, digits: 0 })
+      ]
+    }
+  },
+  'node-loss': {
+    title: 'a node SIGKILLed under 50 persistent terminals at 1,000 msg/s (2 nodes behind haproxy)',
+    async run ({ runs, log }) {
+      const rows = []
+      for (let i = 0; i < runs; i++) {
+        const started = Date.now()
+        rows.push(await runNodeLoss({ n: 50, rate: 1000 }))
+        settings.raw.push({ mode: 'tier', run: i + 1, ...rows.at(-1) })
+        log(`  run ${i + 1}/${runs} tier: ${brief(rows.at(-1))} (${((Date.now() - started) / 1000).toFixed(1)} s)`)
+      }
+      return [
+        figure({ name: 'kill → every terminal back (CONNACK)', unit: 'ms', tier: pick(rows, 'allBackMs'), goal: { on: 'tier', op: '<=', value: 3000 } }),
+        figure({ name: 'terminals that lost their node', tier: pick(rows, 'moved'), digits: 0 }),
+        figure({ name: 'back with session present', tier: pick(rows, 'sessionsPresent'), digits: 0 }),
+        figure({ name: 'acked messages missing at Broker1', tier: pick(rows, 'missingAtBroker1'), goal: { on: 'tier', op: '=', value: 0 }, digits: 0 }),
+        figure({ name: 'acked messages missing at their subscriber', tier: pick(rows, 'missingAtTerminals'), goal: { on: 'tier', op: '=', value: 0 }, digits: 0 }),
+        figure({ name: 'messages acked', tier: pick(rows, 'acked'), digits: 0 })
       ]
     }
   },

@@ -43,10 +43,17 @@ export interface ClientInternals {
   waitForDrain: (callback: () => void) => void
   /** The stream Aedes was handed for this terminal. */
   conn?: object
+  /** Aedes reads no further packet from the terminal (client.js `nextBatch`). */
+  pause: () => void
 }
 
 export function hooksOf (aedes: Aedes): AedesHooks {
   return aedes as unknown as AedesHooks
+}
+
+/** Stops reading the terminal: a stopping node takes no new publishes, and finishes those it has. */
+export function stopReading (client: Client): void {
+  (client as unknown as ClientInternals).pause()
 }
 
 export function sentDisconnect (client: Client): boolean {

@@ -6,6 +6,8 @@ import { pino } from 'pino'
 import { ConfigError, loadConfigFile, maskSecrets, mergeSources, redactText, resolveConfig, type CliFlags, type ConfigSources } from './config/load.js'
 import { printableConfig } from './config/print.js'
 import { policyModes, type ResolvedServerConfig } from './config/schema.js'
+import { type DrainConfig, resolveDrainConfig } from './config/drain.js'
+import type { Logger } from './logger.js'
 
 const NAME = 'aedes-dual-broker'
 const CLOSE_TIMEOUT_MS = 10_000
@@ -39,6 +41,16 @@ const program = new Command(NAME)
   .option('--print-config', 'print the effective configuration (secrets masked) and exit')
   .configureOutput({ outputError: (text, write) => write(`${NAME}: ${text.replace(/^error: /, '')}`) })
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE))
+  // Options after a subcommand's name are the subcommand's own (`drain --data DIR`).
+  .enablePositionalOptions()
+  .action(() => serve(program.opts<Options>()))
+
+program.command('drain')
+  .description('replay a lost node\'s pending store to Broker1, in order; exits 0 once the store is empty')
+  .option('--config <file>', 'the node\'s config file: its data dir, store, replay and Broker1 settings')
+  .option('--data <dir>', 'the lost node\'s data dir (default: ./data)')
+  .option('--broker1 <url>', 'Broker1, e.g. mqtt://10.0.0.1:1883 (default: broker1.url of --config)')
+  .action((options: Pick<Options, 'config' | 'data' | 'broker1'>) => drain(options))
 
 type Options = CliFlags & { config?: string, printConfig?: true }
 
@@ -63,9 +75,35 @@ function configure (options: Options): { config: ResolvedServerConfig, given: Co
   }
 }
 
-async function main (): Promise<void> {
-  program.parse()
-  const options = program.opts<Options>()
+/** `drain`: progress and the outcome on stderr, as lines; exit 0 once the store is empty. */
+async function drain (options: Pick<Options, 'config' | 'data' | 'broker1'>): Promise<void> {
+  let config: DrainConfig
+  try {
+    config = resolveDrainConfig({ ...sources(options), flags: { data: options.data, broker1: options.broker1 } })
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.problems, EXIT_USAGE)
+    throw err
+  }
+  const say = (line: string): void => { process.stderr.write(`${NAME} drain: ${redactText(line, config)}\n`) }
+  const logger: Logger = { info () {}, debug () {}, warn: (obj, msg) => say(`${msg ?? ''} ${JSON.stringify(maskSecrets(obj))}`), error: (obj, msg) => say(`${msg ?? ''} ${JSON.stringify(maskSecrets(obj))}`) }
+  const { drainStore, DrainError } = await import('./drain.js')
+  const running = drainStore(config, say, logger)
+  const stop = (): void => {
+    say('stopping: what Broker1 has not acked stays in the store')
+    void running.stop()
+  }
+  process.once('SIGTERM', stop)
+  process.once('SIGINT', stop)
+  try {
+    await running.done
+  } catch (err) {
+    if (err instanceof DrainError) fail([`drain: ${redactText(err.message, config)}`], 1)
+    throw err
+  }
+  process.exit(0)
+}
+
+async function serve (options: Options): Promise<void> {
   const { config, given } = configure(options)
   if (options.printConfig === true) {
     process.stdout.write(`${JSON.stringify(printableConfig(config, mergeSources(given).merged), null, 2)}\n`)
@@ -99,11 +137,14 @@ async function main (): Promise<void> {
       process.exit(1)
     }
     stopping = true
-    logger.info({ signal }, 'stopping')
+    const { drainDelayMs } = config.http
+    logger.info({ signal, ...(drainDelayMs > 0 && config.http.port !== undefined && { drainDelayMs }) }, 'stopping')
+    // The drain delay is the operator's choice: only what follows it is bounded.
+    const timeoutMs = CLOSE_TIMEOUT_MS + (config.http.port === undefined ? 0 : drainDelayMs)
     const timer = setTimeout(() => {
-      logger.error({ timeoutMs: CLOSE_TIMEOUT_MS }, 'stopping took too long, exiting anyway')
+      logger.error({ timeoutMs }, 'stopping took too long, exiting anyway')
       process.exit(1)
-    }, CLOSE_TIMEOUT_MS)
+    }, timeoutMs)
     tier.close().then(() => {
       clearTimeout(timer)
       logger.info('stopped')
@@ -142,7 +183,7 @@ function packageVersion (): string {
   return 'unknown'
 }
 
-main().catch((err: unknown) => {
+program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`${NAME}: ${err instanceof Error ? err.message : String(err)}\n`)
   process.exit(1)
 })

@@ -37,6 +37,13 @@ export interface BrokerOptions {
   key?: string
   /** Verify the broker's certificate. Default true; turn off only for a test bench. */
   rejectUnauthorized?: boolean
+  /**
+   * IP addresses the terminals' upstream sockets to this broker are opened from, the least used
+   * first. One source address holds about 28k sockets to one broker address (its ephemeral port
+   * range); each address in the pool adds as many. The tier's own sessions (health link, replay)
+   * connect from the first. Default: the system chooses.
+   */
+  localAddresses?: string[]
 }
 
 /** The tier's watch on both brokers (README, "Failover, the pending store and failback"). */
@@ -188,6 +195,11 @@ export interface AccessTierConfig extends Omit<DualBrokerOptions, 'broker1' | 'b
     host?: string
     /** Off unless given; 0 = any free port. */
     port?: number
+    /**
+     * On a graceful stop (SIGTERM), `/health` answers 503 this long before the listeners close,
+     * so that a load balancer stops sending terminals here first. Default 0.
+     */
+    drainDelayMs?: number
   }
   /** Default `info`. */
   logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'

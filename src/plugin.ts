@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { Aedes, Callback, Client, PublishPacket } from './aedes-types.js'
-import { type AedesHooks, hooksOf } from './aedes-types.js'
+import { type AedesHooks, hooksOf, stopReading } from './aedes-types.js'
 import { pluginSchema, type ResolvedOptions } from './config/schema.js'
 import type { DualBrokerOptions } from './options.js'
 import { ConfigError } from './config/errors.js'
@@ -209,6 +209,12 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
     }
   }
 
+  /** A terminal refused because a broker's socket found no source port: said and counted, never silent. */
+  refusedForSourcePorts (clientId: string, reason: string): void {
+    this.failover.counters.refused['source-ports']++
+    this.logger.warn({ clientId, reason: 'source-ports', detail: reason }, 'terminal refused: no free source port for its upstream sockets')
+  }
+
   flushAll (): void {
     for (const session of this.sessions.values()) session.outbox.flush()
   }
@@ -293,11 +299,15 @@ export class DualBroker extends EventEmitter<DualBrokerEvents> {
   }
 
   /**
-   * Resolves once no terminal has a publish in flight (each one acked upstream
-   * or stored), or after `timeoutMs`; true when everything became safe. For a
-   * graceful stop, after the listeners stopped accepting.
+   * Stops reading the terminals, then resolves once none has a publish in
+   * flight (each one acked upstream or stored), or after `timeoutMs`; true
+   * when everything became safe. For a graceful stop, after the listeners
+   * stopped accepting: a terminal that keeps publishing would otherwise never
+   * let the node see nothing in flight. What it sends meanwhile stays unread
+   * and unacknowledged, and it resends that through the next node.
    */
   async drain (timeoutMs: number): Promise<boolean> {
+    for (const session of this.sessions.values()) stopReading(session.client)
     const until = Date.now() + timeoutMs
     const busy = (): boolean => [...this.sessions.values()].some((session) => session.outbox.size > 0)
     while (busy()) {

@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Aedes } from 'aedes'
 import { ConfigError } from './config/errors.js'
 import { openDataDir } from './data-dir.js'
@@ -14,7 +15,7 @@ import { logRefusals } from './refusals.js'
 import { type Logger, silentLogger } from './logger.js'
 import { type DualBroker, dualBroker } from './plugin.js'
 import { hooksOf } from './aedes-types.js'
-import { statusServer } from '../plugins/status/index.js'
+import { type StatusServer, statusServer } from '../plugins/status/index.js'
 import { sysTopicsPlugin } from '../plugins/sys-topics.js'
 
 export type { Address }
@@ -57,15 +58,24 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
   const cleanup: Array<() => Promise<void>> = []
   const listeners: Listener[] = []
   let tier: DualBroker | undefined
+  let status: StatusServer | undefined
+  let closing: Promise<void> | undefined
   /**
-   * Graceful: stop accepting, let publishes in flight become safe (bounded by
-   * health.ackTimeoutMs), then end the upstream sessions with DISCONNECT, flush
-   * and close the store, and drop the terminals.
+   * Graceful: `/health` says `stopping` (503) for `http.drainDelayMs` while the node still serves,
+   * so that a load balancer takes it out first (README "Several nodes"); then stop accepting, let
+   * publishes in flight become safe (bounded by health.ackTimeoutMs: acked upstream or committed
+   * to the store), drop the terminals (they come back through another node and find their
+   * sessions at the brokers), end the upstream sessions, and flush and close the store.
    */
-  const close = async (): Promise<void> => {
-    for (const listener of listeners) listener.stopAccepting()
-    await tier?.drain(resolved.health.ackTimeoutMs)
-    for (const step of cleanup.splice(0).reverse()) await step()
+  const close = (drainDelayMs = resolved.http.drainDelayMs): Promise<void> => {
+    closing ??= (async () => {
+      status?.stopping()
+      if (status !== undefined && drainDelayMs > 0) await sleep(drainDelayMs)
+      for (const listener of listeners) listener.stopAccepting()
+      await tier?.drain(resolved.health.ackTimeoutMs)
+      for (const step of cleanup.splice(0).reverse()) await step()
+    })()
+    return closing
   }
   try {
     let embedded: EmbeddedBrokers | undefined
@@ -89,7 +99,7 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
     const aedes = await Aedes.createBroker({ drainTimeout: resolved.limits.drainTimeoutMs, connectTimeout })
     cleanup.push(() => new Promise<void>((resolve) => aedes.close(() => resolve())))
     logRefusals(aedes, logger)
-    const { listen, http, data: _data, logLevel: _logLevel, limits, ...pluginOptions } = resolved
+    const { listen, http, data: _data, logLevel: _logLevel, limits, embeddedPorts: _embeddedPorts, ...pluginOptions } = resolved
     const store = { ...pluginOptions.store, path: pluginOptions.store?.path ?? join(resolved.data, 'pending') }
     const started = await dualBroker(aedes, { ...pluginOptions, limits: pluginLimits(limits), store, broker1, broker2, logger }).catch((error: unknown) => {
       throw dataDir.explain(error)
@@ -99,7 +109,7 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
     cleanup.push(() => started.close())
     const sysTopics = sysTopicsPlugin(started, aedes)
     cleanup.push(sysTopics.close)
-    const status = http.port === undefined ? undefined : await statusServer(started, { host: http.host, port: http.port })
+    status = http.port === undefined ? undefined : await statusServer(started, { host: http.host, port: http.port })
     if (status !== undefined) cleanup.push(status.close)
 
     const fds = fdBudget(limits.maxConnections, 1 + Number(listen.wsPort !== undefined) + Number(listen.tls !== undefined), logger)
@@ -123,10 +133,10 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
       aedes,
       addresses: { ...opened, ...(status !== undefined && { http: status.address }), broker1: broker1.url, broker2: broker2.url, embeddedBrokers: embedded !== undefined },
       reconfigure,
-      close
+      close: () => close()
     }
   } catch (error) {
-    await close()
+    await close(0) // nothing was served yet: no balancer to wait for
     throw error
   }
 }

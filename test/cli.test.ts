@@ -159,3 +159,12 @@ t.test('with no broker named it runs two embedded brokers on loopback: a termina
   child.kill('SIGTERM')
   t.equal((await outcome).code, 0)
 })
+
+t.test('--embedded-ports starts the embedded brokers on the ports given (0: free ones)', async (t) => {
+  const child = start(['--port', '0', '--embedded-ports', '0,0', '--data', join(t.testdir({}), 'data')])
+  const outcome = finish(child)
+  t.teardown(() => { child.kill('SIGKILL') })
+  t.match(await logLine(child, 'listening'), { embeddedBrokers: true, broker1: /^mqtt:\/\/127\.0\.0\.1:\d+$/ })
+  child.kill('SIGTERM')
+  t.equal((await outcome).code, 0, (await outcome).stderr)
+})

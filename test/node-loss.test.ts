@@ -2,7 +2,7 @@
  * The brokers hold every session, so a tier node is interchangeable: when one
  * is SIGKILLed, its persistent terminals come back through the other node and
  * find at the brokers everything the lost node had not seen acknowledged
- * (README "What a persistent terminal can rely on", "Beyond one node").
+ * (README "What a persistent terminal can rely on", "Several nodes").
  */
 import { join } from 'node:path'
 import t from 'tap'

@@ -241,7 +241,10 @@ export class Tier {
     const listening = await this.waitForLog('listening', () => true, timeoutMs)
     this.port = listening.mqtt.port
     this.url = `mqtt://127.0.0.1:${this.port}`
-    if (listening.http?.port !== undefined) this.httpUrl = `http://127.0.0.1:${listening.http.port}`
+    if (listening.http?.port !== undefined) {
+      this.httpPort = listening.http.port
+      this.httpUrl = `http://127.0.0.1:${listening.http.port}`
+    }
   }
 
   /** GET /health of the status server (when the tier has one: `http.port` set and supported), else undefined. */
@@ -388,5 +391,76 @@ export function sampleRss (pid, everyMs = 50) {
     get peak () { return peak },
     get last () { return last },
     stop () { clearInterval(timer); return { peakKb: peak, hwmKb: memOf(pid).hwm } }
+  }
+}
+
+const HAPROXY = process.env.HAPROXY_BIN ?? '/usr/sbin/haproxy'
+
+/**
+ * haproxy in the foreground in front of tier nodes, its config made from examples/haproxy.cfg:
+ * the nodes' loopback ports in place of the example's servers, a 200 ms check, and what a
+ * foreground process cannot have (chroot, user, daemon, syslog) left out.
+ */
+export class HAProxy {
+  static async start (nodes, { maxconn = 9000 } = {}) {
+    const proxy = new HAProxy()
+    proxy.port = await freePort()
+    proxy.url = `mqtt://127.0.0.1:${proxy.port}`
+    const dir = tmpDir('haproxy')
+    proxy.socket = path.join(dir, 'admin.sock')
+    const servers = (ws) => nodes.map((node, i) => `    server node${i + 1} 127.0.0.1:${ws ? node.wsPort ?? node.port : node.port} check port ${node.httpPort}`).join('\n')
+    const example = fs.readFileSync(path.join(ROOT, 'examples/haproxy.cfg'), 'utf8')
+    const text = example
+      .replace(/^\s*(log \/dev\/log|chroot|user|group|daemon)\b.*\n/gm, '')
+      .replace(/^(\s*)stats socket .*$/m, `$1stats socket ${proxy.socket} level admin`)
+      .replace(/^(\s*)maxconn \d+$/m, `$1maxconn ${maxconn}`)
+      .replace(/^(\s*)default-server .*$/m, '$1default-server inter 200ms fall 1 rise 1')
+      .replace(/^(\s*)bind :1883$/m, `$1bind 127.0.0.1:${proxy.port}`)
+      .replace(/^(\s*)bind :8080$/m, `$1bind 127.0.0.1:${await freePort()}`)
+      .replace(/(backend tier_mqtt\n(?:.*\n)*?)((?:\s*server .*\n)+)/, (_, head) => `${head}${servers(false)}\n`)
+      .replace(/(backend tier_ws\n(?:.*\n)*?)((?:\s*server .*(?:\n|$))+)/, (_, head) => `${head}${servers(true)}\n`)
+    const conf = path.join(dir, 'haproxy.cfg')
+    fs.writeFileSync(conf, text)
+    const [cmd, args] = withFdLimit([HAPROXY, '-db', '-f', conf])
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    proxy.entry = track(child, 'haproxy')
+    proxy.output = ''
+    for (const stream of [child.stdout, child.stderr]) stream.on('data', (d) => { proxy.output = (proxy.output + d).slice(-4000) })
+    for (let i = 1; i <= nodes.length; i++) await proxy.waitFor(`node${i}`, 'UP')
+    return proxy
+  }
+
+  get pid () { return this.entry.child.pid }
+
+  /** `show stat` rows of the MQTT backend's servers: { name → status }. */
+  async servers () {
+    const csv = await new Promise((resolve, reject) => {
+      let out = ''
+      const c = net.connect(this.socket, () => c.end('show stat\n'))
+      c.on('data', (d) => { out += d })
+      c.once('error', reject)
+      c.once('close', () => resolve(out))
+    })
+    const [header, ...rows] = csv.trim().split('\n')
+    const cols = header.replace(/^# /, '').split(',')
+    const at = (name) => cols.indexOf(name)
+    return Object.fromEntries(rows.map((r) => r.split(',')).filter((c) => c[at('pxname')] === 'tier_mqtt' && /^node/.test(c[at('svname')])).map((c) => [c[at('svname')], c[at('status')]]))
+  }
+
+  async waitFor (server, status, timeoutMs = 10_000) {
+    const until = Date.now() + timeoutMs
+    for (;;) {
+      if (this.entry.exited) throw new Error(`haproxy exited:\n${this.output}`)
+      const now = await this.servers().catch(() => ({}))
+      if (now[server] === status) return
+      if (Date.now() > until) throw new Error(`haproxy: ${server} not ${status} within ${timeoutMs} ms (${JSON.stringify(now)})\n${this.output}`)
+      await sleep(20)
+    }
+  }
+
+  async close () {
+    if (this.entry.exited) return
+    this.entry.child.kill('SIGKILL')
+    await this.entry.exit
   }
 }

@@ -25,6 +25,11 @@ export interface StatusServerOptions {
 export interface StatusServer {
   readonly address: { host: string, port: number }
   readonly url: string
+  /**
+   * The node is going away: from now on `/health` answers 503 with status `stopping`, so that a
+   * load balancer stops sending it terminals while it still serves those it has. Not undone.
+   */
+  stopping: () => void
   /** Ends the event streams, closes the listener and detaches from the tier. */
   close: () => Promise<void>
 }
@@ -48,13 +53,14 @@ export async function statusServer (tier: ObservedTier, options: StatusServerOpt
     setImmediate(() => { queued = false; broadcast() })
   })
   const ticker = setInterval(() => { feed.sample(); broadcast() }, tickMs)
+  let stopping = false
 
   const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void | Promise<void>> = {
     '/health': (_req, res) => {
       const { mode, brokers, clients, pending, store } = tier.state
-      const up = isAvailable({ brokers })
+      const status = stopping ? 'stopping' : isAvailable({ brokers }) ? 'ok' : 'unavailable'
       // A store that refuses writes keeps the node up (Broker2 still serves) but is said, for alerting.
-      reply(res, up ? 200 : 503, 'application/json', JSON.stringify({ status: up ? 'ok' : 'unavailable', mode, brokers, pending, store, clients }))
+      reply(res, status === 'ok' ? 200 : 503, 'application/json', JSON.stringify({ status, mode, brokers, pending, store, clients }))
     },
     '/metrics': async (_req, res) => reply(res, 200, metrics.contentType, await metrics.metrics()),
     '/': (_req, res) => reply(res, 200, 'text/html; charset=utf-8', statusPage(feed.snapshot(true))),
@@ -88,6 +94,7 @@ export async function statusServer (tier: ObservedTier, options: StatusServerOpt
   return {
     address,
     url: `http://${bound.family === 'IPv6' ? `[${address.host}]` : address.host}:${address.port}`,
+    stopping: () => { stopping = true },
     close () {
       closing ??= (async () => {
         clearInterval(ticker)

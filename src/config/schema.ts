@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { z } from 'zod'
 import { duration, size } from './units.js'
 
@@ -45,7 +46,15 @@ export const brokerSchema = z.strictObject({
   ca: z.string().optional(),
   cert: z.string().optional(),
   key: z.string().optional(),
-  rejectUnauthorized: z.boolean().default(true)
+  rejectUnauthorized: z.boolean().default(true),
+  /**
+   * Source addresses of the terminals' upstream sockets to this broker, used least-used first:
+   * each one adds a source address's ephemeral port range (README "Several nodes"). The tier's
+   * own sessions (health link, replay) connect from the first.
+   */
+  localAddresses: z.array(z.string().refine((value) => isIP(value) !== 0, {
+    error: (issue) => `${JSON.stringify(issue.input)} is not an IP address`
+  })).min(1, { error: 'expected at least one IP address (leave the key out for the system\'s choice)' }).optional()
 })
 
 export const healthSchema = z.strictObject({
@@ -173,8 +182,13 @@ export const serverSchema = pluginSchema.extend({
   data: z.string().min(1).default('./data'),
   http: z.strictObject({
     host: z.string().default('127.0.0.1'),
-    port: port.optional()
-  }).default({ host: '127.0.0.1' }),
+    port: port.optional(),
+    /**
+     * On a graceful stop, `/health` answers 503 this long before the listeners close, so that a
+     * load balancer's health check takes the node out before its terminals are moved.
+     */
+    drainDelayMs: z.number().int().nonnegative().max(600_000).default(0)
+  }).default({ host: '127.0.0.1', drainDelayMs: 0 }),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
 })
 

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import mqtt, { type IClientPublishOptions, type MqttClient } from 'mqtt'
+import type { IClientPublishOptions, MqttClient } from 'mqtt'
 import type { Logger } from '../logger.js'
 import type { TierCounters } from './counters.js'
 import type { PendingStore, StoredMessage } from '../store/index.js'
@@ -165,12 +165,12 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
   private connect (): Promise<MqttClient | undefined> {
     const { endpoint } = this.health
     const { options } = endpoint
-    const client = mqtt.connect(endpoint.url, endpoint.clientOptions({
+    const client = endpoint.connectService({
       clientId: `${options.clientIdPrefix}dual-broker-replay-${randomBytes(4).toString('hex')}`,
       clean: true,
       keepalive: endpoint.health.keepaliveSeconds,
       ...endpoint.serviceCredentials
-    }))
+    })
     this.client = client
     client.on('error', (err) => this.logger.warn({ broker: endpoint.name, err: err.message }, 'replay session error'))
     client.on('close', () => this.stop())

@@ -63,7 +63,10 @@ export function authenticate (tier: DualBroker): AuthenticateHook {
       if (returnCode !== 0 || client.closed) {
         void session.close(true)
         previous?.resumeAfterTakeover()
-        return done(returnCode === 0 ? null : refusal(returnCode), false)
+        if (returnCode === 0) return done(null, false)
+        const outOfPorts = returnCode === SERVER_UNAVAILABLE ? sourcePortsLacking(outcomes) : undefined
+        if (outOfPorts !== undefined) tier.refusedForSourcePorts(client.id, outOfPorts)
+        return done(refusal(returnCode, outOfPorts), false)
       }
       tier.register(session)
       session.catchUp()
@@ -88,8 +91,17 @@ export function decide (outcomes: readonly ConnectOutcome[]): number {
   return outcomes.some((outcome) => outcome.kind === 'accepted') ? 0 : SERVER_UNAVAILABLE
 }
 
-function refusal (returnCode: number): Error & { returnCode: number } {
-  return Object.assign(new Error(`connection refused upstream (return code ${returnCode})`), { returnCode })
+/** The reasons, when a broker's socket could not be opened for want of a source port. */
+function sourcePortsLacking (outcomes: readonly ConnectOutcome[]): string | undefined {
+  const reasons = outcomes.flatMap((outcome) => outcome.kind === 'unreachable' && outcome.sourcePorts === true ? [outcome.reason] : [])
+  return reasons.length === 0 ? undefined : reasons.join('; ')
+}
+
+function refusal (returnCode: number, sourcePorts?: string): Error & { returnCode: number } {
+  const message = sourcePorts === undefined
+    ? `connection refused upstream (return code ${returnCode})`
+    : `${sourcePorts}: no upstream socket could be opened (add source addresses: broker*.localAddresses)`
+  return Object.assign(new Error(message), { returnCode })
 }
 
 export type { Client }

@@ -13,6 +13,8 @@ export const REFUSALS = {
   evicted: { key: 'limits.maxConnections', msg: 'connection dropped' },
   'connect-timeout': { key: 'limits.connectTimeoutMs', msg: 'connection dropped' },
   'fd-limit': { key: 'file descriptor limit', msg: 'connection refused' },
+  /** No source port free for a terminal's upstream sockets (counted and logged by DualBroker.refusedForSourcePorts). */
+  'source-ports': { key: 'broker*.localAddresses', msg: 'terminal refused' },
   'packet-size': { key: 'limits.maxPacketSize', msg: 'connection dropped' },
   'client-id-length': { key: 'limits.maxClientIdLength', msg: 'connection refused' },
   'topic-length': { key: 'limits.maxTopicLength', msg: 'topic refused' },

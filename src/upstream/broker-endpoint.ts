@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs'
-import type { IClientOptions } from 'mqtt'
+import mqtt, { type IClientOptions, MqttClient } from 'mqtt'
 import type { BrokerOptions, HealthOptions } from '../config/schema.js'
-import type { TlsMaterial } from './transport.js'
+import { SourceAddresses } from './source-addresses.js'
+import { openTransport, type TlsMaterial } from './transport.js'
 
 export type BrokerName = 'broker1' | 'broker2'
 
@@ -13,10 +14,13 @@ export class BrokerEndpoint {
   readonly url: string
   readonly address: URL
   readonly tlsMaterial: TlsMaterial
+  /** Where the terminals' upstream sockets to this broker come from; undefined: the system chooses. */
+  readonly sources: SourceAddresses | undefined
 
   constructor (readonly name: BrokerName, readonly options: BrokerOptions, readonly health: HealthOptions) {
     this.url = options.url
     this.address = new URL(options.url)
+    this.sources = options.localAddresses === undefined ? undefined : new SourceAddresses(options.localAddresses)
     this.tlsMaterial = {
       rejectUnauthorized: options.rejectUnauthorized,
       ...(options.ca !== undefined && { ca: readFileSync(options.ca) }),
@@ -36,6 +40,17 @@ export class BrokerEndpoint {
       ...this.tlsMaterial,
       ...overrides
     }
+  }
+
+  /**
+   * An mqtt.js client for one of the tier's own sessions (health link, replay). With a pool of
+   * source addresses it connects from the first, so that it takes the terminals' route to the broker.
+   */
+  connectService (overrides: IClientOptions): MqttClient {
+    const options = this.clientOptions(overrides)
+    const first = this.options.localAddresses?.[0]
+    if (first === undefined) return mqtt.connect(this.url, options)
+    return new MqttClient(() => openTransport(this.address, this.tlsMaterial, first), options)
   }
 
   /** Credentials of the tier's own sessions (health link, replay). */

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
-import mqtt, { type MqttClient } from 'mqtt'
+import type { MqttClient } from 'mqtt'
 import type { BrokerEndpoint } from './broker-endpoint.js'
 
 export type BrokerState = 'unknown' | 'up' | 'down'
@@ -32,14 +32,14 @@ export class BrokerHealth extends EventEmitter<BrokerHealthEvents> {
 
   private connect (): void {
     const { options, health } = this.endpoint
-    const client = mqtt.connect(this.endpoint.url, this.endpoint.clientOptions({
+    const client = this.endpoint.connectService({
       clientId: `${options.clientIdPrefix}dual-broker-health-${randomBytes(4).toString('hex')}`,
       clean: true,
       keepalive: health.keepaliveSeconds,
       // A frozen broker must not hold the probe for longer than a keepalive would.
       connectTimeout: Math.min(health.connectTimeoutMs, health.keepaliveSeconds * 1500),
       ...this.endpoint.serviceCredentials
-    }))
+    })
     this.client = client
     let refused = false
     let lastError = 'connection lost'

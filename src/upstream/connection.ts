@@ -6,6 +6,7 @@ import { type KeepaliveTarget, keepalives } from './keepalive.js'
 import { ackPacket } from './ack-packets.js'
 import { PacketWriter } from './packet-writer.js'
 import { toMqtt311ReturnCode } from './return-codes.js'
+import { isSourcePortError } from './source-addresses.js'
 import { openTransport } from './transport.js'
 
 export type Qos = 0 | 1 | 2
@@ -23,7 +24,8 @@ export interface UpstreamPublish {
 export type ConnectOutcome =
   | { kind: 'accepted', sessionPresent: boolean }
   | { kind: 'refused', returnCode: number }
-  | { kind: 'unreachable', reason: string }
+  /** `sourcePorts`: no source port was free for the socket (see SourceAddresses). */
+  | { kind: 'unreachable', reason: string, sourcePorts?: true }
 
 /** The granted QoS per topic filter; 128 = refused. */
 export interface Grant { topic: string, qos: number }
@@ -67,6 +69,9 @@ export class UpstreamConnection implements KeepaliveTarget {
   private opened: ((outcome: ConnectOutcome) => void) | undefined
   private connectTimer: NodeJS.Timeout | undefined
   private closeReason = 'connection closed'
+  private sourcePorts = false
+  /** The source address taken from the broker's pool, if it has one. */
+  private readonly localAddress: string | undefined
   private nextPacketId = 0
   private receiveMaximum = 65535
   /** QoS 1/2 publishes awaiting their ack, by packet identifier. */
@@ -85,10 +90,16 @@ export class UpstreamConnection implements KeepaliveTarget {
     this.parser = parser({ protocolVersion })
     this.parser.on('packet', (packet) => this.onPacket(packet))
     this.parser.on('error', (error: Error) => this.fail(`bad packet from broker: ${error.message}`))
-    this.socket = openTransport(endpoint.address, endpoint.tlsMaterial)
+    this.localAddress = endpoint.sources?.take()
+    this.socket = openTransport(endpoint.address, endpoint.tlsMaterial, this.localAddress)
     this.socket.on('data', (chunk: Buffer) => this.parser.parse(chunk))
     this.writer = new PacketWriter(this.socket, (message) => this.owner.published(message))
-    this.socket.on('error', (error: Error) => { this.closeReason = error.message })
+    this.socket.on('error', (error: Error & { code?: unknown, syscall?: unknown }) => {
+      this.sourcePorts = isSourcePortError(error)
+      this.closeReason = this.sourcePorts
+        ? `no free source port${this.localAddress === undefined ? '' : ` at ${this.localAddress}`} (${String(error.code)})`
+        : error.message
+    })
     this.socket.on('close', () => this.onClose())
   }
 
@@ -270,9 +281,10 @@ export class UpstreamConnection implements KeepaliveTarget {
   private onClose (): void {
     clearTimeout(this.connectTimer)
     keepalives.delete(this)
+    if (this.localAddress !== undefined) this.endpoint.sources!.release(this.localAddress)
     const wasOnline = this.online
     this.online = false
-    this.settleOpen({ kind: 'unreachable', reason: this.closeReason })
+    this.settleOpen({ kind: 'unreachable', reason: this.closeReason, ...(this.sourcePorts && { sourcePorts: true }) })
     for (const answer of [...this.requests?.values() ?? []]) answer(undefined)
     this.writer.release()
     this.owner.closed(this, wasOnline)

@@ -19,20 +19,21 @@ const DEFAULT_PORTS: Record<string, number> = { 'mqtt:': 1883, 'tcp:': 1883, 'mq
  * Emits 'connect' (TCP) or 'secureConnect' (TLS) — callers listen for neither:
  * the CONNACK is what counts.
  */
-export function openTransport (url: URL, material: TlsMaterial): Duplex {
+export function openTransport (url: URL, material: TlsMaterial, localAddress?: string): Duplex {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1') // IPv6 literals come bracketed
   const port = url.port === '' ? DEFAULT_PORTS[url.protocol]! : Number(url.port)
+  const source = localAddress === undefined ? {} : { localAddress }
   switch (url.protocol) {
     case 'mqtts:':
     case 'ssl:':
     case 'tls:':
-      return tls.connect({ host, port, ...material, ...(net.isIP(host) === 0 && { servername: host }) }).setNoDelay(true)
+      return tls.connect({ host, port, ...source, ...material, ...(net.isIP(host) === 0 && { servername: host }) }).setNoDelay(true)
     case 'ws:':
     case 'wss:':
-      return createWebSocketStream(new WebSocket(withoutCredentials(url), 'mqtt', { ...material, perMessageDeflate: false }))
+      return createWebSocketStream(new WebSocket(withoutCredentials(url), 'mqtt', { ...source, ...material, perMessageDeflate: false }))
     default:
       // Publishes and acks are small writes: Nagle's algorithm would hold them for a delayed ACK.
-      return net.connect({ host, port, noDelay: true })
+      return net.connect({ host, port, noDelay: true, ...source })
   }
 }
 

@@ -16,7 +16,8 @@ import { tempDir } from './durable.js'
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const cli = join(root, 'src/cli.ts')
 
-const childEnv: Record<string, string | undefined> = {
+/** The environment of a child that runs TypeScript from source (no tap variables). */
+export const childEnv: Record<string, string | undefined> = {
   ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS' && !k.startsWith('TAP_'))),
   TS_NODE_TRANSPILE_ONLY: '1',
   TS_NODE_PROJECT: join(root, 'tsconfig.json')
@@ -28,6 +29,9 @@ process.once('exit', () => {
   for (const child of live) child.kill('SIGKILL')
 })
 
+/** node's arguments to run a TypeScript file from source, through tap's own loader. */
+export const tsNodeArgs = (file: string): string[] => [`--import=${import.meta.resolve('@tapjs/typescript/import')}`, file]
+
 export interface SpawnOptions {
   /** The child's limit on open files (`ulimit -n`, set by a shell that then execs node); default the test's own. */
   openFiles?: number
@@ -37,7 +41,7 @@ export interface SpawnOptions {
 
 /** Spawns the CLI with these arguments; stdout and stderr are pipes. */
 export function spawnCli (args: string[], options: SpawnOptions = {}): ChildProcess {
-  const node = [process.execPath, `--import=${import.meta.resolve('@tapjs/typescript/import')}`, cli, ...args]
+  const node = [process.execPath, ...tsNodeArgs(cli), ...args]
   const [command, ...rest] = options.openFiles === undefined
     ? node
     : ['bash', '-c', `ulimit -n ${options.openFiles} && exec "$@"`, 'bash', ...node]
