@@ -120,6 +120,13 @@ export async function runFlow (mode, { qos, rate: msgRate = 0, measureMs, latenc
   })
 }
 
+/**
+ * A burst of thousands of terminals from one address measures the tier, not its connection
+ * limits: the rate limiter, the listener cap and the per-source caps (every bench terminal
+ * comes from 127.0.0.1) are off for the cases that make one.
+ */
+const BURST_LIMITS = { connectionRatePerSecond: 0, maxConnections: 0, maxConnectionsPerSource: 0, maxPendingConnectsPerSource: 0 }
+
 // ---------------------------------------------------------------- failover
 
 const FAILOVER_RATE = 500
@@ -333,7 +340,7 @@ export async function runTerminals (mode, { n }) {
     let tier
     // The burst measures the tier, not its connection rate limiter (default 1,000/s per listener,
     // which refuses most of a 5,000 burst): the limiter is off here.
-    if (mode === 'tier') tier = await startTier(scope, `terminals-${n}`, b1.url, b2.url, { limits: { connectionRatePerSecond: 0, maxConnections: 0 } })
+    if (mode === 'tier') tier = await startTier(scope, `terminals-${n}`, b1.url, b2.url, { limits: BURST_LIMITS })
     const pid = tier?.pid ?? b1.pid
     const url = tier?.url ?? b1.url
     const terms = await worker(scope, 'terminals.mjs')
@@ -373,7 +380,7 @@ export async function runTerminals (mode, { n }) {
 export async function runReconnectStorm (mode, { n, queued, perSecond }) {
   return withScope(async (scope) => {
     const { b1, b2 } = await brokers(scope)
-    const tier = mode === 'tier' ? await startTier(scope, 'reconnect-storm', b1.url, b2.url, { limits: { connectionRatePerSecond: 0, maxConnections: 0 } }) : undefined
+    const tier = mode === 'tier' ? await startTier(scope, 'reconnect-storm', b1.url, b2.url, { limits: BURST_LIMITS }) : undefined
     const url = tier?.url ?? b1.url
     const storm = await worker(scope, 'storm.mjs')
     await storm.call('prepare', { url, n, prefix: `storm-${mode}` })
@@ -385,7 +392,7 @@ export async function runReconnectStorm (mode, { n, queued, perSecond }) {
 // ---------------------------------------------------------------- several nodes
 
 /** Nodes as the terminals' benches run them (no connection rate limit), each with its status server for haproxy's check. */
-const nodeConfig = { limits: { connectionRatePerSecond: 0, maxConnections: 0 }, http: { host: '127.0.0.1', port: 0 } }
+const nodeConfig = { limits: BURST_LIMITS, http: { host: '127.0.0.1', port: 0 } }
 
 /**
  * `n` idle terminals connect at once. Mode "tier": through haproxy to 2 nodes; baseline

@@ -79,6 +79,8 @@ export class UpstreamConnection implements KeepaliveTarget {
   private held: UpstreamPublish[] = []
   /** SUBACKs awaited, by packet identifier; made on first use (most terminals only publish). */
   private requests: Map<number, (packet: ISubackPacket | undefined) => void> | undefined
+  /** QoS 2 publishes the broker has PUBRECed (safe), whose PUBCOMP is still due. */
+  private releasing: Set<number> | undefined
 
   constructor (
     private readonly owner: ConnectionOwner,
@@ -228,12 +230,12 @@ export class UpstreamConnection implements KeepaliveTarget {
     switch (packet.cmd) {
       case 'connack': return this.onConnack(packet)
       case 'publish': return this.owner.deliver(packet, this)
-      case 'puback':
-      case 'pubcomp': return this.acked(packet.messageId!, packet.reasonCode)
+      case 'puback': return this.acked(packet.messageId!, packet.reasonCode)
       case 'pubrec':
         if ((packet.reasonCode ?? 0) >= REFUSED) return this.acked(packet.messageId!, packet.reasonCode) // [MQTT-4.3.3-4] exchange over
         this.writer.write(ackPacket('pubrel', packet.messageId!))
-        return
+        return this.received(packet.messageId!)
+      case 'pubcomp': return this.completed(packet.messageId!)
       case 'pubrel': return this.owner.released(packet.messageId!, this)
       case 'suback': return this.requests?.get(packet.messageId!)?.(packet)
       case 'pingresp':
@@ -269,6 +271,27 @@ export class UpstreamConnection implements KeepaliveTarget {
     if (message === undefined) return
     this.sent.delete(messageId)
     if (reasonCode < REFUSED) this.owner.published(message)
+    if (this.held.length > 0) this.publish(this.held.shift()!)
+  }
+
+  /**
+   * QoS 2: the broker's PUBREC says it owns the message [MQTT-4.3.3-2], so it
+   * is safe now, one round trip sooner than at PUBCOMP; the identifier stays
+   * taken until PUBCOMP. A connection lost before the broker read the PUBREL
+   * is covered like a QoS 1 message the broker acked but had not passed on:
+   * the outbox sends what its broker acked within `health.resendWindowMs` again.
+   */
+  private received (messageId: number): void {
+    const message = this.sent.get(messageId)
+    if (message === undefined || this.releasing?.has(messageId) === true) return
+    this.releasing ??= new Set()
+    this.releasing.add(messageId)
+    this.owner.published(message)
+  }
+
+  private completed (messageId: number): void {
+    if (this.releasing?.delete(messageId) !== true) return this.acked(messageId)
+    this.sent.delete(messageId)
     if (this.held.length > 0) this.publish(this.held.shift()!)
   }
 
