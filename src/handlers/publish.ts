@@ -6,10 +6,12 @@
  * Aedes reads a terminal's next socket chunk only after every packet of the
  * current one is done, so holding `authorizePublish` until an upstream ack
  * (the only way Aedes itself can hold a QoS 1 PUBACK, AEDES-NOTES) would cost
- * one upstream round trip per chunk. For QoS 1 the tier therefore releases
- * the hook at once with the packet marked QoS 0 — Aedes then writes no PUBACK
- * of its own — and writes the PUBACK itself when the message is safe. QoS 2
- * (rare, with Aedes' own duplicate detection) is still held in the hook.
+ * one upstream round trip per chunk. For QoS 1 and 2 the tier therefore
+ * releases the hook at once with the packet marked QoS 0 — Aedes then writes
+ * no PUBACK or PUBREC of its own — and writes it itself when the message is
+ * safe. The terminal's PUBREL goes on to Aedes, which answers PUBCOMP to any
+ * PUBREL [MQTT-4.3.3-2]; a QoS 2 resend before it is recognised by the
+ * tier's own exchanges (qos2-exchanges.ts), not Aedes'.
  */
 import type { AuthorizePublishHook, BrokerPublish, Callback, Client, PublishPacket } from '../aedes-types.js'
 import { OutgoingPublish } from '../failover/outbox.js'
@@ -71,30 +73,28 @@ export function forward (tier: DualBroker, client: Client, packet: PublishPacket
   if (session === undefined) return done(new Error('terminal has no upstream session'))
   const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
   const qos = packet.qos
-  let acknowledge = done
+  if (qos === 0) return session.outbox.send(new OutgoingPublish(packet.topic, payload, qos, packet.retain, client.id, tier.messageIds?.next(), done))
+  let acknowledge = ackWhenSafe(session, packet.messageId!, qos === 1 ? 'puback' : 'pubrec')
+  packet.qos = 0 // read by Aedes right after this hook: it writes no ack, routes nothing (see localPublish)
+  session.flow.admit(done)
   if (qos === 2) {
-    const whenSafe = session.qos2.begin(packet.messageId!, done)
-    if (whenSafe === undefined) return // a resend: answered once the first is safe, sent nowhere
+    const whenSafe = session.qos2.begin(packet.messageId!, acknowledge)
+    if (whenSafe === undefined) return // a resend: its PUBREC goes once the first is safe; sent nowhere
     acknowledge = whenSafe
-  }
-  if (qos === 1) {
-    acknowledge = pubackWhenSafe(session, packet.messageId!)
-    packet.qos = 0 // read by Aedes right after this hook: it writes no PUBACK, routes nothing (see localPublish)
-    session.flow.admit(done)
   }
   session.outbox.send(new OutgoingPublish(packet.topic, payload, qos, packet.retain, client.id, tier.messageIds?.next(), acknowledge))
 }
 
-function pubackWhenSafe (session: TerminalSession, messageId: number): Callback {
+function ackWhenSafe (session: TerminalSession, messageId: number, ack: 'puback' | 'pubrec'): Callback {
   return (error) => {
     session.flow.settled()
     const client = session.client
     if (client.closed) return
-    // Not safe (e.g. the store refused it): no PUBACK; the terminal is disconnected and resends.
+    // Not safe (e.g. the store refused it): no ack; the terminal is disconnected and resends.
     if (error != null) return client.close()
     // The acks that become safe in one tick leave in one write, not one syscall each.
     corkForTurn(client.conn)
-    client.conn.write(ackPacket('puback', messageId))
+    client.conn.write(ackPacket(ack, messageId))
   }
 }
 
