@@ -31,7 +31,7 @@ t.test('the packed tarball installs offline, its bin runs the demo, and every ex
   const files = packed[0]!.files.map((f) => f.path)
   for (const wanted of ['dist/src/cli.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/plugins/metrics.js', 'dist/plugins/status/index.js',
     'dist/plugins/sys-topics.js', 'LICENSE', 'README.md', 'CHANGELOG.md', 'docs/status-page.png', 'examples/policies.yaml',
-    'examples/aedes-dual-broker.service', 'examples/grafana-dashboard.json']) {
+    'examples/aedes-dual-broker.service', 'examples/grafana-dashboard.json', 'deploy/kubernetes/statefulset.yaml', 'deploy/Dockerfile']) {
     t.ok(files.includes(wanted), `ships ${wanted}`)
   }
   t.same(files.filter((f) => f.endsWith('.map') || (f.startsWith('src/') || f.startsWith('plugins/'))), [], 'no source maps pointing at sources it does not ship')
