@@ -40,3 +40,14 @@ t.test('clear forgets everything', async (t) => {
   t.equal(deliveries.size, 0)
   t.equal(deliveries.resent(0, 1), undefined)
 })
+
+t.test('a broker identifier reused for a new message: the old delivery keeps the terminal\'s identifier', async (t) => {
+  const deliveries = new Deliveries()
+  const stale = deliveries.open(0, 5, 1, connection)!
+  deliveries.detach(stale)
+  t.equal(deliveries.resent(0, 5), undefined, 'no longer found by the broker\'s identifier')
+  t.equal(deliveries.get(5), stale, 'still the terminal\'s until it acks')
+  const fresh = deliveries.open(0, 5, 1, connection)!
+  t.not(fresh.downstreamId, 5, 'the new message gets another identifier')
+  t.equal(deliveries.resent(0, 5), fresh)
+})

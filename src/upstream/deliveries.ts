@@ -63,6 +63,16 @@ export class Deliveries {
     if (upstream.get(delivery.upstreamId) === delivery) upstream.delete(delivery.upstreamId)
   }
 
+  /**
+   * The broker reuses this delivery's identifier for a new message (its session
+   * did not survive a reconnect): the terminal keeps the old one under its own
+   * identifier until it acks it, but the broker's identifier is the new one's.
+   */
+  detach (delivery: Delivery): void {
+    const upstream = this.byUpstream[delivery.from]
+    if (upstream.get(delivery.upstreamId) === delivery) upstream.delete(delivery.upstreamId)
+  }
+
   clear (): void {
     this.byDownstream.clear()
     this.byUpstream[0].clear()

@@ -85,7 +85,11 @@ export class DeliveryRelay {
     if (packet.retain && !this.links.servesRetained(from)) return this.settle(packet, connection)
     if (packet.qos === 0) return this.forward(packet, 0)
     const resent = this.inFlight.resent(from, packet.messageId!)
-    if (resent !== undefined) return this.rebind(resent, connection)
+    if (resent !== undefined) {
+      // [MQTT-4.4.0-1] only a session the broker kept resends, with DUP, on its next connection.
+      if (packet.dup && resent.connection !== connection && connection.sessionPresent) return this.rebind(resent, connection)
+      this.inFlight.detach(resent)
+    }
     if (this.dedup.isDuplicate(packet, from)) {
       this.links.duplicate()
       return this.settle(packet, connection)
