@@ -5,7 +5,7 @@
  * totals); only the ack latency histogram needs an event, `publish-acked`.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, type Metric, Registry } from 'prom-client'
-import type { BrokerName, DualBroker, DualBrokerEvents, TierState } from '../src/index.js'
+import { type BrokerName, type DualBroker, type DualBrokerEvents, type TierState, tierPlugin } from '../src/index.js'
 
 /** What the plugin needs of a tier: any `DualBroker` qualifies. */
 export type ObservedTier = Pick<DualBroker, 'state' | 'on' | 'off'>
@@ -132,3 +132,6 @@ export function metricsPlugin (tier: ObservedTier, options: MetricsOptions = {})
     }
   }
 }
+
+/** `await tier.register(metrics, options)`: the same metrics, closed with the tier. */
+export const metrics = tierPlugin('metrics', (tier: DualBroker, options: MetricsOptions | undefined) => metricsPlugin(tier, options))

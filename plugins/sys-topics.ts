@@ -12,7 +12,7 @@
  * local subscribers). A topic is published again only when its payload changed.
  */
 import type { Aedes } from 'aedes'
-import type { TierState } from '../src/index.js'
+import { type DualBroker, type TierState, tierPlugin } from '../src/index.js'
 import { LOCAL_TOPIC_PREFIX } from '../src/local-topics.js'
 import type { ObservedTier } from './metrics.js'
 
@@ -78,3 +78,6 @@ export function sysTopicsPlugin (tier: ObservedTier, aedes: Aedes, options: SysT
   aedes.once('closed', close)
   return { refresh, close }
 }
+
+/** `await tier.register(sysTopics, options)`: the status topics on the tier's own Aedes, closed with the tier. */
+export const sysTopics = tierPlugin('sys-topics', (tier: DualBroker, options: SysTopicsOptions | undefined) => sysTopicsPlugin(tier, tier.aedes, options))

@@ -6,11 +6,14 @@
  */
 import { mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { DualBrokerError } from './errors.js'
 
 /** The data dir cannot be used; the message names it and the cause. */
-export class DataDirError extends Error {
-  override readonly name = 'DataDirError'
-  readonly code = 'DATA_DIR'
+export class DataDirError extends DualBrokerError {
+  override name = 'DataDirError'
+  constructor (message: string, options?: ErrorOptions) {
+    super('DUALBROKER_ERR_DATA_DIR', message, options)
+  }
 }
 
 /** Written by the process that holds the data dir: only the message of a second process reads it. */

@@ -6,8 +6,9 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { DrainConfig } from './config/drain.js'
+import { DualBrokerError } from './errors.js'
 import { type ResolvedServerConfig, storeSchema } from './config/schema.js'
-import { newCounters } from './failover/counters.js'
+import { newCounters } from './state.js'
 import { Replayer } from './failover/replayer.js'
 import type { Logger } from './logger.js'
 import { LevelPendingStore } from './store/index.js'
@@ -15,7 +16,12 @@ import { BrokerEndpoint } from './upstream/broker-endpoint.js'
 import { BrokerHealth } from './upstream/broker-health.js'
 
 /** A drain that cannot start or finish; the CLI prints the message and exits 1. */
-export class DrainError extends Error {}
+export class DrainError extends DualBrokerError {
+  override name = 'DrainError'
+  constructor (message: string) {
+    super('DUALBROKER_ERR_DRAIN', message)
+  }
+}
 
 export interface DrainReport { replayed: number, durationMs: number }
 
@@ -81,7 +87,7 @@ export function drainStore (config: DrainConfig, say: (line: string) => void, lo
     const gate = { appending: () => 0, whenQuiet: () => Promise.resolve(), caughtUp: () => {} }
     while (store.count > 0) {
       if (!await brokerUp()) break
-      replayer = new Replayer(health, store, config.replay, () => true, gate, counters, logger)
+      replayer = new Replayer({ health, store, replay: config.replay, accepts: () => true, gate, counters, logger })
       replayer.on('progress', ({ replayed, pending }) => say(`replayed ${replayed}, ${pending} pending`))
       const drained = await replayer.run()
       if (drained || stopped) break

@@ -1,5 +1,6 @@
 import { Aedes } from 'aedes'
 import { EMBEDDED_HOST } from './config/demo.js'
+import { DualBrokerError } from './errors.js'
 import { type Listener, listenTcp } from './listeners.js'
 
 export interface EmbeddedBrokers {
@@ -31,7 +32,7 @@ export async function startEmbeddedBrokers (ports: readonly [number, number]): P
     }
   } catch (error) {
     await close()
-    throw new Error(`embedded brokers cannot listen on ${EMBEDDED_HOST}:${ports.join('/')} (--embedded-ports A,B chooses others): ${(error as Error).message}`)
+    throw new DualBrokerError('DUALBROKER_ERR_EMBEDDED_BROKERS', `embedded brokers cannot listen on ${EMBEDDED_HOST}:${ports.join('/')} (--embedded-ports A,B chooses others): ${(error as Error).message}`)
   }
   return { urls: [urls[0]!, urls[1]!], close }
 }

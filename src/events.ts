@@ -1,29 +1,7 @@
-import type { BrokerName } from './upstream/broker-endpoint.js'
-import type { BrokerState } from './upstream/broker-health.js'
-import type { TierCounters } from './failover/counters.js'
+import type { EventEmitter } from 'node:events'
+import type { BrokerName } from './state.js'
 
-export type { TierCounters }
-
-export type { BrokerName, BrokerState }
-
-export type TierMode = 'normal' | 'failover' | 'replaying'
-
-export interface BrokerStatus {
-  state: BrokerState
-  url: string
-}
-
-/** `tier.state`: a snapshot, safe to serialise. */
-export interface TierState {
-  mode: TierMode
-  brokers: Record<BrokerName, BrokerStatus>
-  /** Connected terminals with an upstream session pair. */
-  clients: number
-  pending: { messages: number, bytes: number }
-  /** Whether the pending store takes writes; `error` is the last write error while it does not. */
-  store: { enabled: boolean, writable: boolean, error?: string }
-  counters: TierCounters
-}
+export type { BrokerName, BrokerState, BrokerStatus, TierCounters, TierMode, TierState } from './state.js'
 
 /** Typed events of a `DualBroker` (see README, "Events"). */
 export interface DualBrokerEvents {
@@ -42,5 +20,7 @@ export interface DualBrokerEvents {
   dropped: [event: { reason: 'policy' | 'overflow' | 'expired', count: number, topic?: string }]
   /** A live publish was acked by its broker (emitted only while someone listens; for latency metrics). */
   'publish-acked': [event: { broker: BrokerName, qos: 0 | 1 | 2, seconds: number }]
-  error: [error: Error]
 }
+
+/** What the parts of the tier that report events see of it. */
+export type TierEmitter = Pick<EventEmitter<DualBrokerEvents>, 'emit' | 'listenerCount'>

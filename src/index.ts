@@ -1,10 +1,17 @@
-export { dualBroker, DualBroker, LOCAL_TOPIC_PREFIX, type PluginExtras } from './plugin.js'
-export type { DualBrokerEvents, TierState, TierMode, BrokerName, BrokerState, BrokerStatus } from './events.js'
+/**
+ * The plugin: `dualBroker(aedes, options)` and what it is typed with. The
+ * standalone server is `aedes-dual-broker/server`; the operations plugins are
+ * `aedes-dual-broker/plugins/…`. This entry imports neither.
+ */
+export { dualBroker, DualBroker, tierPlugin, type TierPlugin, type PluginExtras } from './plugin.js'
+export { LOCAL_TOPIC_PREFIX } from './local-topics.js'
+export type { DualBrokerEvents, TierState, TierMode, TierCounters, BrokerName, BrokerState, BrokerStatus } from './events.js'
 export type {
   DualBrokerOptions, AccessTierConfig, BrokerOptions, HealthOptions, PolicyMode, PolicyRuleOptions, StoreOptions,
   ReplayOptions, DedupOptions, TerminalLimitsOptions, ServerLimitsOptions, TlsListenOptions
 } from './options.js'
 export type { ResolvedOptions, PolicyRule } from './config/schema.js'
 export { ConfigError } from './config/errors.js'
+export { DualBrokerError, ConnectRefusedError, ERROR_CODES, type DualBrokerErrorCode } from './errors.js'
+export { StoreFullError, StoreClosedError } from './store/errors.js'
 export type { Logger } from './logger.js'
-export { createAccessTier, type AccessTier, type Address } from './server.js'

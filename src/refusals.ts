@@ -1,5 +1,5 @@
-import type { Aedes, Client } from './aedes-types.js'
-import { connectionOf } from './aedes-types.js'
+import type { Aedes, Client } from './aedes/internals.js'
+import { connectionOf } from './aedes/internals.js'
 import { peerAddress } from './listeners.js'
 import type { Logger } from './logger.js'
 

@@ -13,10 +13,10 @@ import { type Address, type Listener, type ListenOptions, listenTcp, listenWs } 
 import { fdBudget } from './limits/fd-budget.js'
 import { logRefusals } from './refusals.js'
 import { type Logger, silentLogger } from './logger.js'
-import { type DualBroker, dualBroker } from './plugin.js'
-import { hooksOf } from './aedes-types.js'
-import { type StatusServer, statusServer } from '../plugins/status/index.js'
-import { sysTopicsPlugin } from '../plugins/sys-topics.js'
+import { coreOf, type DualBroker, dualBroker } from './plugin.js'
+import { setDrainTimeout } from './aedes/internals.js'
+import { status as statusPlugin, type StatusServer } from '../plugins/status/index.js'
+import { sysTopics } from '../plugins/sys-topics.js'
 
 export type { Address }
 
@@ -43,7 +43,7 @@ export interface AccessTier {
 }
 
 /**
- * The standalone server: Aedes with its persistence in the data dir, the
+ * The standalone server (`aedes-dual-broker/server`): Aedes with its persistence in the data dir, the
  * plugin, and the terminals' listeners (TCP, optionally WebSocket). With no
  * broker configured, two embedded Aedes brokers stand in as Broker1/Broker2.
  */
@@ -107,13 +107,12 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
     dataDir.claim()
     tier = started
     cleanup.push(() => started.close())
-    const sysTopics = sysTopicsPlugin(started, aedes)
-    cleanup.push(sysTopics.close)
-    status = http.port === undefined ? undefined : await statusServer(started, { host: http.host, port: http.port })
-    if (status !== undefined) cleanup.push(status.close)
+    // Closed with the tier, last registered first.
+    await started.register(sysTopics)
+    status = http.port === undefined ? undefined : await started.register(statusPlugin, { host: http.host, port: http.port })
 
     const fds = fdBudget(limits.maxConnections, 1 + Number(listen.wsPort !== undefined) + Number(listen.tls !== undefined), logger)
-    const opened = await openListeners(aedes, { ...listen, host }, { limits, logger, refusals: started.caps.refusals, ...(fds !== undefined && { fds }) }, listeners)
+    const opened = await openListeners(aedes, { ...listen, host }, { limits, logger, refusals: coreOf(started).caps.refusals, ...(fds !== undefined && { fds }) }, listeners)
     cleanup.push(async () => { for (const listener of listeners) await listener.close() })
     let running = resolved
     const reconfigure = (config: AccessTierConfig | ResolvedServerConfig): { applied: string[], restartNeeded: string[] } => {
@@ -122,8 +121,7 @@ export async function createAccessTier (config: AccessTierConfig | ResolvedServe
       const { applied, restartNeeded, next } = planReload(running, wanted.data)
       started.reconfigure({ policies: next.policies, defaultPolicy: next.defaultPolicy, health: next.health, limits: pluginLimits(next.limits) })
       for (const listener of listeners) listener.setLimits(next.limits)
-      // Aedes reads it each time a terminal's socket is full.
-      hooksOf(aedes).opts.drainTimeout = next.limits.drainTimeoutMs
+      setDrainTimeout(aedes, next.limits.drainTimeoutMs)
       if (logger.level !== undefined) logger.level = next.logLevel
       running = next
       return { applied, restartNeeded }

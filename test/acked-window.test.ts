@@ -1,5 +1,5 @@
 import t from 'tap'
-import { type AckedPublish, AckedWindow } from '../src/failover/acked-window.js'
+import { type AckedPublish, AckedWindow } from '../src/routing/acked-window.js'
 
 const message = (i: number, id?: string): AckedPublish => ({
   topic: `t/${i}/ü`, payload: Buffer.alloc(i % 300, i & 0xff), qos: (i % 3) as 0 | 1 | 2, retain: i % 2 === 0, id

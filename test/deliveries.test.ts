@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { UpstreamConnection } from '../src/upstream/connection.js'
-import { Deliveries } from '../src/upstream/deliveries.js'
+import { Deliveries } from '../src/terminal/deliveries.js'
 
 // Deliveries only keeps the connection it is given: any object stands for one here.
 const connection = {} as UpstreamConnection

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { createAccessTier } from '../src/index.js'
+import { createAccessTier } from '../src/server.js'
 import { startAedes } from './support/aedes-broker.js'
 import { connectClient } from './support/client.js'
 import { tempDir } from './support/durable.js'

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { createAccessTier } from '../src/index.js'
+import { createAccessTier } from '../src/server.js'
 import { startAedes } from './support/aedes-broker.js'
 import { connectClient } from './support/client.js'
 import { tempDir } from './support/durable.js'

@@ -2,7 +2,7 @@ import t from 'tap'
 import { readdirSync } from 'node:fs'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { type AccessTier, createAccessTier } from '../src/index.js'
+import { type AccessTier, createAccessTier } from '../src/server.js'
 import { startAedes } from './support/aedes-broker.js'
 import { connectClient } from './support/client.js'
 import { tempDir } from './support/durable.js'
@@ -11,6 +11,7 @@ import { connectFrom } from './support/idle.js'
 import { record } from './support/recorder.js'
 import { missing } from './support/sequence.js'
 import { publishStream } from './support/stream.js'
+import { coreOf } from '../src/plugin.js'
 
 // `npm run soak` runs the long version (SOAK=1); `npm test` a short one with the same checks.
 const SOAK = process.env.SOAK === '1'
@@ -113,7 +114,7 @@ async function settle (server: AccessTier): Promise<void> {
   const until = Date.now() + 10_000
   while (server.tier.state.clients > 1) {
     if (Date.now() > until) {
-      const left = [...server.tier.sessions.keys()].map((client) => `${client.id.slice(0, 20)} (closed ${client.closed}, connected ${client.connected})`)
+      const left = [...coreOf(server.tier).sessions.values()].map(({ client }) => `${client.id.slice(0, 20)} (closed ${client.closed}, connected ${client.connected})`)
       throw new Error(`${server.tier.state.clients} terminals still connected: ${left.join(', ')}`)
     }
     await new Promise((resolve) => setTimeout(resolve, 20))

@@ -22,6 +22,7 @@ import { startRelay } from './support/relay.js'
 import { record } from './support/recorder.js'
 import { publishStream } from './support/stream.js'
 import { startTier } from './support/tier.js'
+import { coreOf } from '../src/plugin.js'
 
 const upTo = (count: number): number[] => Array.from({ length: count }, (_, i) => i)
 
@@ -259,8 +260,8 @@ t.test('Deliveries written by the tier still pass the instance\'s own authorizeF
   const hooked = await startTier(t, b1.url, b2.url, {
     aedes: { authorizeForward: (_client, packet) => packet.topic === 'fw/hidden' ? null : packet }
   })
-  t.equal(plain.tier.forwardFilter, undefined, 'Aedes\' default authorizeForward: nothing to apply')
-  t.type(hooked.tier.forwardFilter, 'function', 'a user\'s authorizeForward: applied to every delivery')
+  t.equal(coreOf(plain.tier).forwardFilter, undefined, 'Aedes\' default authorizeForward: nothing to apply')
+  t.type(coreOf(hooked.tier).forwardFilter, 'function', 'a user\'s authorizeForward: applied to every delivery')
   const direct = await connectClient(t, b1.url, { clientId: 'fw-publisher' })
   for (const [name, tier] of [['plain', plain], ['hooked', hooked]] as const) {
     const terminal = await connectClient(t, tier.url, { clientId: `fw-${name}` })

@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { type DualBroker, tierPlugin } from '../../src/index.js'
 import { metricsPlugin, type MetricsPlugin, type ObservedTier } from '../metrics.js'
 import { isAvailable, StatusFeed, type StatusSnapshot } from './feed.js'
 import { statusPage } from './page.js'
@@ -115,3 +116,6 @@ function reply (res: ServerResponse, status: number, type: string, body: string)
   res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
   res.end(body) // node leaves the body out for HEAD
 }
+
+/** `await tier.register(status, options)`: the same server, closed with the tier. */
+export const status = tierPlugin('status', (tier: DualBroker, options: StatusServerOptions | undefined) => statusServer(tier, options))

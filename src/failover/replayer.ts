@@ -3,10 +3,10 @@ import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { IClientPublishOptions, MqttClient } from 'mqtt'
 import type { Logger } from '../logger.js'
-import type { TierCounters } from './counters.js'
+import type { TierCounters } from '../state.js'
 import type { PendingStore, StoredMessage } from '../store/index.js'
 import type { BrokerEndpoint } from '../upstream/broker-endpoint.js'
-import { MESSAGE_ID_PROPERTY } from '../upstream/dedup.js'
+import { MESSAGE_ID_PROPERTY } from '../mqtt/protocol.js'
 import type { BrokerHealth } from '../upstream/broker-health.js'
 
 export interface ReplayOptions {
@@ -29,6 +29,17 @@ export interface ReplayGate {
    * briefly instead), or under steady traffic the store is never seen empty.
    */
   caughtUp: () => void
+}
+
+export interface ReplayerOptions {
+  health: BrokerHealth
+  store: PendingStore
+  replay: ReplayOptions
+  /** Which entries this replay delivers; the others stay for a later one. */
+  accepts: (message: StoredMessage) => boolean
+  gate: ReplayGate
+  counters: TierCounters
+  logger: Logger
 }
 
 export interface ReplayerEvents {
@@ -54,17 +65,23 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
   private wake: (() => void) | undefined
   private lastProgressAt = 0
 
-  constructor (
-    private readonly health: BrokerHealth,
-    private readonly store: PendingStore,
-    private readonly options: ReplayOptions,
-    /** Which entries this replay delivers; the others stay for a later one. */
-    private readonly accepts: (message: StoredMessage) => boolean,
-    private readonly gate: ReplayGate,
-    private readonly counters: TierCounters,
-    private readonly logger: Logger
-  ) {
+  private readonly health: BrokerHealth
+  private readonly store: PendingStore
+  private readonly options: ReplayOptions
+  private readonly accepts: (message: StoredMessage) => boolean
+  private readonly gate: ReplayGate
+  private readonly counters: TierCounters
+  private readonly logger: Logger
+
+  constructor ({ health, store, replay, accepts, gate, counters, logger }: ReplayerOptions) {
     super()
+    this.health = health
+    this.store = store
+    this.options = replay
+    this.accepts = accepts
+    this.gate = gate
+    this.counters = counters
+    this.logger = logger
   }
 
   /** Resolves true once everything it accepts was acked and nothing is left, false if interrupted. */

@@ -2,28 +2,34 @@
  * CONNECT, step 1 of the method: the terminal's connection is opened at
  * Broker1 and Broker2 before it gets its CONNACK.
  */
-import { type AuthenticateHook, type Client, type ConnectPacket, interceptTerminalAcks, type PreConnectHook, reportSessionPresent } from '../aedes-types.js'
-import type { DualBroker } from '../plugin.js'
-import { endWithSocket } from './disconnect.js'
+import {
+  type AuthenticateHook, type Client, type ConnectPacket, hideSessionFromAedes, interceptTerminalAcks, type PreConnectHook, reportSessionPresent
+} from '../aedes/internals.js'
+import { ConnectRefusedError } from '../errors.js'
+import type { TerminalSession } from '../terminal/session.js'
 import type { ConnectOutcome, TerminalIdentity } from '../upstream/upstream-link.js'
-import { TerminalSession } from '../upstream/terminal-session.js'
+import { endWithSocket } from './disconnect.js'
+import type { ConnectPorts } from './ports.js'
 
-const IDENTIFIER_REJECTED = 2 // MQTT 3.1.1 §3.2.2.3, return code 2
-const SERVER_UNAVAILABLE = 3 // MQTT 3.1.1 §3.2.2.3, return code 3: the service is unavailable
+const IDENTIFIER_REJECTED = 2 // MQTT 3.1.1 §3.2.2.3, Table 3.1: return code 2
+const SERVER_UNAVAILABLE = 3 // MQTT 3.1.1 §3.2.2.3, Table 3.1: return code 3, the service is unavailable
 
 /**
- * The brokers hold the terminal's session, its will included (so that exactly
- * one will is ever published): Aedes gets a CONNECT without a will and with
- * clean session set, so that it keeps, restores and re-authorizes nothing of
- * the terminal's between connections. The terminal's own flags go upstream.
+ * `preConnect` and `authenticate` of one tier: the terminal's own CONNECT, as
+ * `preConnect` saw it, goes upstream; Aedes sees a clean session without a
+ * will (src/aedes/internals.ts, `hideSessionFromAedes`).
  */
-export function preConnect (tier: DualBroker): PreConnectHook {
+export function connectHandlers (ports: ConnectPorts): { preConnect: PreConnectHook, authenticate: AuthenticateHook } {
+  const identities = new WeakMap<Client, TerminalIdentity>()
+  return { preConnect: preConnect(ports, identities), authenticate: authenticate(ports, identities) }
+}
+
+function preConnect ({ sessions, caps }: ConnectPorts, identities: WeakMap<Client, TerminalIdentity>): PreConnectHook {
   return (client, packet, callback) => {
-    tier.connectPackets.set(client, identityOf(packet))
-    delete packet.will
-    packet.clean = true
-    tier.caps.watch(client) // limits.maxFiltersPerSubscribe (src/limits/terminal-caps.ts)
-    interceptTerminalAcks(client, (ack) => tier.sessions.get(client)?.acked(ack) === true)
+    identities.set(client, identityOf(packet))
+    hideSessionFromAedes(packet)
+    caps.watch(client) // limits.maxFiltersPerSubscribe (src/limits/terminal-caps.ts)
+    interceptTerminalAcks(client, (ack) => sessions.get(client)?.acked(ack) === true)
     callback(null, true)
   }
 }
@@ -42,35 +48,36 @@ function identityOf (packet: ConnectPacket): TerminalIdentity {
   }
 }
 
-export function authenticate (tier: DualBroker): AuthenticateHook {
+function authenticate (ports: ConnectPorts, identities: WeakMap<Client, TerminalIdentity>): AuthenticateHook {
+  const { sessions, caps } = ports
   return (client, _username, _password, done) => {
-    const identity = tier.connectPackets.get(client)
+    const identity = identities.get(client)
     if (identity === undefined) return done(refusal(SERVER_UNAVAILABLE), false)
-    tier.connectPackets.delete(client)
+    identities.delete(client)
     // [MQTT-3.1.3-8]: a persistent session needs an id to be found by (Aedes would invent one).
     if (identity.clientId === '' && !identity.clean) return done(refusal(IDENTIFIER_REJECTED), false)
-    if (tier.caps.refusesClientId(client)) return done(refusal(IDENTIFIER_REJECTED), false) // limits.maxClientIdLength
+    if (caps.refusesClientId(client)) return done(refusal(IDENTIFIER_REJECTED), false) // limits.maxClientIdLength
     // Aedes assigns an id to a clean client that sent none; the brokers must see the same one.
-    const session = new TerminalSession(client, { ...identity, clientId: client.id }, tier.healths, tier.failover, tier.options.dedup, tier.options.limits.maxInflight, tier.forwardFilter, tier.qos2Exchanges(client.id, identity.clean))
+    const session = ports.newSession(client, { ...identity, clientId: client.id })
     let previous: TerminalSession | undefined
-    tier.prepareTakeover(client.id).then((yielded) => {
+    sessions.prepareTakeover(client.id).then((yielded) => {
       previous = yielded
       return session.open()
     }).then((outcomes) => {
       // The tier may have begun to close while the brokers answered: its shutdown did not see this session.
-      const returnCode = tier.isClosing ? SERVER_UNAVAILABLE : decide(outcomes)
-      if (returnCode === SERVER_UNAVAILABLE) tier.caps.noteUnavailable(client, outcomes) // EMFILE upstream: src/limits/
+      const returnCode = ports.closing() ? SERVER_UNAVAILABLE : decide(outcomes)
+      if (returnCode === SERVER_UNAVAILABLE) caps.noteUnavailable(client, outcomes) // EMFILE upstream: src/limits/
       if (returnCode !== 0 || client.closed) {
         void session.close(true)
         previous?.resumeAfterTakeover()
         if (returnCode === 0) return done(null, false)
         const outOfPorts = returnCode === SERVER_UNAVAILABLE ? sourcePortsLacking(outcomes) : undefined
-        if (outOfPorts !== undefined) tier.refusedForSourcePorts(client.id, outOfPorts)
+        if (outOfPorts !== undefined) ports.refusedForSourcePorts(client.id, outOfPorts)
         return done(refusal(returnCode, outOfPorts), false)
       }
-      tier.register(session)
+      sessions.register(session)
       session.catchUp()
-      endWithSocket(tier, client) // a close before Aedes registers the client: src/handlers/disconnect.ts
+      endWithSocket(sessions, client) // a close before Aedes registers the client: src/handlers/disconnect.ts
       // [MQTT-3.2.2-2]: present if a broker kept the session (both do, unless one lost it)
       if (outcomes.some((outcome) => outcome.kind === 'accepted' && outcome.sessionPresent)) reportSessionPresent(client)
       done(null, true)
@@ -97,11 +104,10 @@ function sourcePortsLacking (outcomes: readonly ConnectOutcome[]): string | unde
   return reasons.length === 0 ? undefined : reasons.join('; ')
 }
 
-function refusal (returnCode: number, sourcePorts?: string): Error & { returnCode: number } {
+function refusal (returnCode: number, sourcePorts?: string): ConnectRefusedError {
   const message = sourcePorts === undefined
     ? `connection refused upstream (return code ${returnCode})`
     : `${sourcePorts}: no upstream socket could be opened (add source addresses: broker*.localAddresses)`
-  return Object.assign(new Error(message), { returnCode })
+  return new ConnectRefusedError(returnCode, message)
 }
 
-export type { Client }

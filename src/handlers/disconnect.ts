@@ -2,16 +2,14 @@
  * DISCONNECT, or a drop without one: both upstream sessions end the same way,
  * so the brokers publish the terminal's will exactly when MQTT says they must.
  */
-import { type Client, sentDisconnect } from '../aedes-types.js'
-import type { DualBroker } from '../plugin.js'
+import { type Client, sentDisconnect } from '../aedes/internals.js'
+import type { SessionRegistry } from '../terminal/registry.js'
 
-export function onClientDisconnect (tier: DualBroker): (client: Client) => void {
+export function onClientDisconnect (sessions: SessionRegistry): (client: Client) => void {
   return (client) => {
-    const session = tier.sessions.get(client)
-    if (session === undefined) return
-    tier.unregister(session)
+    const session = sessions.get(client)
     // [MQTT-3.1.2-10]: the will is discarded only after a DISCONNECT packet.
-    tier.sessionEnding(session.client.id, session.close(sentDisconnect(client)))
+    if (session !== undefined) sessions.end(session, sentDisconnect(client))
   }
 }
 
@@ -21,8 +19,8 @@ export function onClientDisconnect (tier: DualBroker): (client: Client) => void 
  * upstream sessions open for ever (found by the hostile-terminal soak). Its socket's close ends
  * them too; for a client Aedes did register, 'clientDisconnect' came first and this finds nothing.
  */
-export function endWithSocket (tier: DualBroker, client: Client): void {
-  const end = (): void => { setImmediate(onClientDisconnect(tier), client) }
+export function endWithSocket (sessions: SessionRegistry, client: Client): void {
+  const end = (): void => { setImmediate(onClientDisconnect(sessions), client) }
   if (client.conn.destroyed) end()
   else client.conn.once('close', end)
 }

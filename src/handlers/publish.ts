@@ -13,12 +13,13 @@
  * PUBREL [MQTT-4.3.3-2]; a QoS 2 resend before it is recognised by the
  * tier's own exchanges (qos2-exchanges.ts), not Aedes'.
  */
-import type { AuthorizePublishHook, BrokerPublish, Callback, Client, PublishPacket } from '../aedes-types.js'
-import { OutgoingPublish } from '../failover/outbox.js'
-import type { DualBroker } from '../plugin.js'
-import type { TerminalSession } from '../upstream/terminal-session.js'
+import { type AuthorizePublishHook, type Callback, type Client, type PublishPacket, takeOverPublishAck } from '../aedes/internals.js'
+import { DualBrokerError } from '../errors.js'
+import { ackPacket } from '../mqtt/ack-packets.js'
+import { OutgoingPublish } from '../routing/outbox.js'
+import type { TerminalSession } from '../terminal/session.js'
 import { corkForTurn } from '../upstream/packet-writer.js'
-import { ackPacket } from '../upstream/ack-packets.js'
+import type { PublishPorts } from './ports.js'
 
 /** A publish waiting for the user's own authorizePublish, kept in arrival order. */
 class Admission {
@@ -32,10 +33,10 @@ class Admission {
  * may answer out of order: admissions are queued synchronously, in call order,
  * and released only from the head, so Broker1 sees the terminal's order.
  */
-export class PublishAdmissions {
+class PublishAdmissions {
   private readonly queue: Admission[] = []
 
-  constructor (private readonly tier: DualBroker, private readonly client: Client) {}
+  constructor (private readonly ports: PublishPorts, private readonly client: Client) {}
 
   admit (packet: PublishPacket, done: Callback): Admission {
     const admission = new Admission(packet, done)
@@ -49,40 +50,49 @@ export class PublishAdmissions {
     while (this.queue.length > 0 && this.queue[0]!.decided) {
       const head = this.queue.shift()!
       if (head.error != null) head.done(head.error)
-      else this.tier.forward(this.client, head.packet, head.done)
+      else forward(this.ports, this.client, head.packet, head.done)
     }
   }
 }
 
-const TOPIC_TOO_LONG = new Error('topic longer than limits.maxTopicLength')
+const TOPIC_TOO_LONG = new DualBrokerError('DUALBROKER_ERR_TOPIC_TOO_LONG', 'topic longer than limits.maxTopicLength')
+const NO_SESSION = new DualBrokerError('DUALBROKER_ERR_NO_SESSION', 'terminal has no upstream session')
 
-export function authorizePublish (tier: DualBroker, theirs: AuthorizePublishHook): AuthorizePublishHook {
+export function authorizePublish (ports: PublishPorts, theirs: AuthorizePublishHook): AuthorizePublishHook {
+  const admissions = new WeakMap<TerminalSession, PublishAdmissions>()
   return (client, packet, done) => {
     if (client === null) return theirs(client, packet, done)
-    if (tier.caps.refusesTopic(client, packet.topic)) return done(TOPIC_TOO_LONG) // limits.maxTopicLength: Aedes closes the connection
-    const admissions = tier.admissions(client)
-    if (admissions === undefined) return done(new Error('terminal has no upstream session'))
-    const admission = admissions.admit(packet, done)
-    theirs(client, packet, (error) => admissions.decide(admission, error))
+    if (ports.caps.refusesTopic(client, packet.topic)) return done(TOPIC_TOO_LONG) // limits.maxTopicLength: Aedes closes the connection
+    const session = ports.sessions.get(client)
+    if (session === undefined) return done(NO_SESSION)
+    let queue = admissions.get(session)
+    if (queue === undefined) {
+      queue = new PublishAdmissions(ports, client)
+      admissions.set(session, queue)
+    }
+    const admission = queue.admit(packet, done)
+    theirs(client, packet, (error) => queue.decide(admission, error))
   }
 }
 
-/** Routes one admitted publish upstream; `done` acknowledges it to the terminal. */
-export function forward (tier: DualBroker, client: Client, packet: PublishPacket, done: Callback): void {
-  const session = tier.sessions.get(client)
-  if (session === undefined) return done(new Error('terminal has no upstream session'))
-  const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
-  const qos = packet.qos
-  if (qos === 0) return session.outbox.send(new OutgoingPublish(packet.topic, payload, qos, packet.retain, client.id, tier.messageIds?.next(), done))
-  let acknowledge = ackWhenSafe(session, packet.messageId!, qos === 1 ? 'puback' : 'pubrec')
-  packet.qos = 0 // read by Aedes right after this hook: it writes no ack, routes nothing (see localPublish)
+/** Routes one admitted publish upstream, through the terminal's outbox; `done` acknowledges it to the terminal. */
+function forward ({ sessions, messageIds }: PublishPorts, client: Client, packet: PublishPacket, done: Callback): void {
+  const session = sessions.get(client)
+  if (session === undefined) return done(NO_SESSION)
+  if (typeof packet.payload === 'string') packet.payload = Buffer.from(packet.payload)
+  const content = packet as PublishPacket & { payload: Buffer }
+  const { qos } = content
+  if (qos === 0) return session.outbox.send(new OutgoingPublish(content, client.id, messageIds?.next(), done))
+  const { topic, payload, retain, messageId } = content
+  let acknowledge = ackWhenSafe(session, messageId!, qos === 1 ? 'puback' : 'pubrec')
+  takeOverPublishAck(packet) // read by Aedes as soon as `done` is called: it writes no ack and routes nothing (src/aedes/)
   session.flow.admit(done)
   if (qos === 2) {
-    const whenSafe = session.qos2.begin(packet.messageId!, acknowledge)
-    if (whenSafe === undefined) return // a resend: its PUBREC goes once the first is safe; sent nowhere
+    const whenSafe = session.qos2.begin(messageId!, acknowledge)
+    if (whenSafe === undefined) return // a resend [MQTT-4.3.3-2]: its PUBREC goes once the first is safe; sent nowhere
     acknowledge = whenSafe
   }
-  session.outbox.send(new OutgoingPublish(packet.topic, payload, qos, packet.retain, client.id, tier.messageIds?.next(), acknowledge))
+  session.outbox.send(new OutgoingPublish({ topic, payload, qos, retain }, client.id, messageIds?.next(), acknowledge))
 }
 
 function ackWhenSafe (session: TerminalSession, messageId: number, ack: 'puback' | 'pubrec'): Callback {
@@ -95,21 +105,5 @@ function ackWhenSafe (session: TerminalSession, messageId: number, ack: 'puback'
     // The acks that become safe in one tick leave in one write, not one syscall each.
     corkForTurn(client.conn)
     client.conn.write(ackPacket(ack, messageId))
-  }
-}
-
-/**
- * Aedes would route a terminal's publish locally, store it as retained and
- * queue it for offline clients: all of that happens at the brokers instead,
- * so nothing reaches a terminal twice. Publishes of Aedes itself ($SYS) and of
- * plugins (client null) keep Aedes' own path.
- */
-export function localPublish (original: BrokerPublish): BrokerPublish {
-  return function publish (this: unknown, packet, client, done) {
-    if (typeof client === 'object' && client !== null) {
-      done?.()
-      return
-    }
-    original.call(this, packet, client, done)
   }
 }

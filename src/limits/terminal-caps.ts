@@ -4,7 +4,7 @@
  * what a device sends and keeps a hostile terminal's cost bounded (README,
  * "Reliability and security"). A refusal is counted and logged by reason.
  */
-import { type Client, interceptPackets, type PacketListener, type Subscription } from '../aedes-types.js'
+import { type Client, interceptPackets, type PacketListener, type Subscription } from '../aedes/internals.js'
 import type { Logger } from '../logger.js'
 import { isFdExhaustion } from './fd-budget.js'
 import { clip, type RefusalCounts, Refusals } from './refusals.js'

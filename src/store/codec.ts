@@ -1,4 +1,5 @@
 import type { PendingMessage, StoredMessage } from './types.js'
+import { packQosRetain, unpackQos, unpackRetain } from '../mqtt/protocol.js'
 
 // Key space: 'm' + 8-byte big-endian seq for messages (byte order = seq order),
 // 's' for the highest seq ever assigned (so seqs stay monotonic when the store empties).
@@ -32,7 +33,7 @@ export function decodeSeq (value: Buffer): number {
 
 // Value: version(1) flags(1) acceptedAt(f64) expiresAt(f64) topicLen(u16) clientIdLen(u16) idLen(u8)
 //        topic(utf8) clientId(utf8) id(utf8) payload(raw bytes)
-// flags: bits 0-1 qos, bit 2 retain, bit 3 has expiresAt, bit 4 any broker (policy `failover`).
+// flags: bits 0-2 qos and retain (packQosRetain), bit 3 has expiresAt, bit 4 any broker (policy `failover`).
 const VERSION = 2
 const HEADER = 23
 const MAX_ID = 0xff
@@ -50,7 +51,7 @@ export function encodeValue (msg: PendingMessage): Buffer {
   const hasExpiry = msg.expiresAt !== undefined
   const value = Buffer.allocUnsafe(HEADER + topic.length + clientId.length + id.length + msg.payload.length)
   value[0] = VERSION
-  value[1] = msg.qos | (msg.retain ? 4 : 0) | (hasExpiry ? 8 : 0) | (msg.anyBroker === true ? 16 : 0)
+  value[1] = packQosRetain(msg.qos, msg.retain) | (hasExpiry ? 8 : 0) | (msg.anyBroker === true ? 16 : 0)
   value.writeDoubleBE(msg.acceptedAt, 2)
   value.writeDoubleBE(msg.expiresAt ?? 0, 10)
   value.writeUInt16BE(topic.length, 18)
@@ -99,8 +100,8 @@ export function decodeValue (seq: number, value: Buffer): StoredMessage {
     seq,
     topic: value.toString('utf8', HEADER, topicEnd),
     payload: value.subarray(idEnd),
-    qos: (flags & 3) as 0 | 1 | 2,
-    retain: (flags & 4) !== 0,
+    qos: unpackQos(flags),
+    retain: unpackRetain(flags),
     clientId: value.toString('utf8', topicEnd, clientIdEnd),
     acceptedAt: value.readDoubleBE(2)
   }

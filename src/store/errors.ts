@@ -1,17 +1,17 @@
+import { DualBrokerError } from '../errors.js'
+
 /** The append was not stored because the store is full (`overflow: 'reject-new'`) or the message can never fit. */
-export class StoreFullError extends Error {
-  override readonly name = 'StoreFullError'
-  readonly code = 'STORE_FULL'
+export class StoreFullError extends DualBrokerError {
+  override name = 'StoreFullError'
   constructor (message: string) {
-    super(message)
+    super('DUALBROKER_ERR_STORE_FULL', message)
   }
 }
 
 /** The store is not open (never opened, or closed). */
-export class StoreClosedError extends Error {
-  override readonly name = 'StoreClosedError'
-  readonly code = 'STORE_CLOSED'
+export class StoreClosedError extends DualBrokerError {
+  override name = 'StoreClosedError'
   constructor (path: string) {
-    super(`pending store at ${path} is not open`)
+    super('DUALBROKER_ERR_STORE_CLOSED', `pending store at ${path} is not open`)
   }
 }

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import { decodeKey, decodeValue, encodeKey, encodeValue, expiresAtOf, messageSize, MSG_RANGE_END } from './codec.js'
 import { planCommit, type CommitPlan, type Counters, type QueuedAppend, type QueuedDelete } from './commit-plan.js'
 import { StoreClosedError } from './errors.js'
+import { silentLogger } from '../logger.js'
 import { openLevel, type Db } from './open-level.js'
 import type {
   FsyncMode, LevelPendingStoreOptions, PendingMessage, PendingStore, PendingStoreEvents,
@@ -13,7 +14,6 @@ const MAX_GROUP_APPENDS = 1024
 const MAX_GROUP_BYTES = 4 * 1024 * 1024
 const DEFAULT_PAGE = 100
 
-const silent: StoreLogger = { info () {}, warn () {}, error () {} }
 
 export class LevelPendingStore extends EventEmitter<PendingStoreEvents> implements PendingStore {
   readonly path: string
@@ -41,7 +41,7 @@ export class LevelPendingStore extends EventEmitter<PendingStoreEvents> implemen
     if (!['always', 'batch', 'never'].includes(this.fsync)) throw new RangeError(`pending store: invalid fsync ${this.fsync}`)
     this.path = options.path
     this.options = options
-    this.log = options.logger ?? silent
+    this.log = options.logger ?? silentLogger
   }
 
   get count (): number { return this.counters.count }

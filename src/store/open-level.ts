@@ -1,4 +1,5 @@
 import { Level } from 'level'
+import { DualBrokerError } from '../errors.js'
 import { MSG_RANGE_END, MSG_RANGE_START, SEQ_KEY, decodeKey, decodeSeq, storedSize } from './codec.js'
 
 export type Db = Level<Buffer, Buffer>
@@ -18,8 +19,8 @@ function describe (err: unknown): string {
   return e.cause?.message ?? e.message ?? String(err)
 }
 
-export function openError (path: string, err: unknown): Error {
-  return new Error(`pending store at ${path} cannot be opened: ${describe(err)}`, { cause: err })
+export function openError (path: string, err: unknown): DualBrokerError {
+  return new DualBrokerError('DUALBROKER_ERR_STORE_OPEN', `pending store at ${path} cannot be opened: ${describe(err)}`, { cause: err })
 }
 
 /**
@@ -57,7 +58,7 @@ async function scan (db: Db): Promise<Omit<OpenedDb, 'db'>> {
         try {
           bytes += storedSize(value)
         } catch (err) {
-          throw new Error(`entry ${seq} is not a valid pending message (${(err as Error).message})`)
+          throw new DualBrokerError('DUALBROKER_ERR_STORE_OPEN', `entry ${seq} is not a valid pending message (${(err as Error).message})`)
         }
         if (count++ === 0) headSeq = seq
         if (seq > lastSeq) lastSeq = seq

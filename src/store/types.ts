@@ -1,3 +1,5 @@
+import type { Logger } from '../logger.js'
+
 /** A publish accepted from a terminal, waiting to be forwarded to Broker1. */
 export interface PendingMessage {
   topic: string
@@ -77,11 +79,8 @@ export interface PendingStore {
 export type FsyncMode = 'always' | 'batch' | 'never'
 export type OverflowPolicy = 'drop-oldest' | 'reject-new'
 
-export interface StoreLogger {
-  info(obj: object, msg?: string): void
-  warn(obj: object, msg?: string): void
-  error(obj: object, msg?: string): void
-}
+/** The store writes to the tier's logger (any pino instance fits). */
+export type StoreLogger = Pick<Logger, 'info' | 'warn' | 'error'>
 
 export interface LevelPendingStoreOptions {
   path: string

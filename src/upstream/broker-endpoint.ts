@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs'
 import mqtt, { type IClientOptions, MqttClient } from 'mqtt'
 import type { BrokerOptions, HealthOptions } from '../config/schema.js'
+import type { BrokerName } from '../events.js'
 import { SourceAddresses } from './source-addresses.js'
 import { openTransport, type TlsMaterial } from './transport.js'
 
-export type BrokerName = 'broker1' | 'broker2'
 
 /**
  * What every link to one upstream broker shares: its URL, TLS material

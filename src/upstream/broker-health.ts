@@ -3,7 +3,9 @@ import { randomBytes } from 'node:crypto'
 import type { MqttClient } from 'mqtt'
 import type { BrokerEndpoint } from './broker-endpoint.js'
 
-export type BrokerState = 'unknown' | 'up' | 'down'
+import type { BrokerState } from '../events.js'
+
+export type { BrokerState }
 
 export interface BrokerHealthEvents {
   up: []

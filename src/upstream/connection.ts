@@ -1,15 +1,15 @@
 import type { Duplex } from 'node:stream'
 import { generate, type IConnackPacket, type IConnectPacket, type IPublishPacket, type ISubackPacket, type Packet, parser, type Parser } from 'mqtt-packet'
 import type { BrokerEndpoint } from './broker-endpoint.js'
-import { MESSAGE_ID_PROPERTY } from './dedup.js'
 import { type KeepaliveTarget, keepalives } from './keepalive.js'
-import { ackPacket } from './ack-packets.js'
+import { ackPacket } from '../mqtt/ack-packets.js'
+import { FAILURE, MAX_PACKET_ID, MESSAGE_ID_PROPERTY, type Qos } from '../mqtt/protocol.js'
 import { PacketWriter } from './packet-writer.js'
-import { toMqtt311ReturnCode } from './return-codes.js'
+import { toMqtt311ReturnCode } from '../mqtt/return-codes.js'
 import { isSourcePortError } from './source-addresses.js'
 import { openTransport } from './transport.js'
 
-export type Qos = 0 | 1 | 2
+export type { Qos }
 
 /** A terminal publish as one broker sees it. */
 export interface UpstreamPublish {
@@ -27,7 +27,7 @@ export type ConnectOutcome =
   /** `sourcePorts`: no source port was free for the socket (see SourceAddresses). */
   | { kind: 'unreachable', reason: string, sourcePorts?: true }
 
-/** The granted QoS per topic filter; 128 = refused. */
+/** The granted QoS per topic filter; FAILURE (0x80) = refused. */
 export interface Grant { topic: string, qos: number }
 
 /** Who hears what happens on a connection: the terminal's session. */
@@ -46,7 +46,6 @@ const DISCONNECT = Buffer.from([0xe0, 0x00]) // [MQTT-3.14.1]: remaining length 
 const PINGREQ = Buffer.from([0xc0, 0x00]) // [MQTT-3.12.1]
 /** How long a closing connection may take to hand its last packets to a broker that does not read them. */
 const CLOSE_GRACE_MS = 1000
-const REFUSED = 0x80 // SUBACK failure [MQTT-3.9.3]; MQTT 5 reason codes ≥ 0x80 are failures too
 
 /**
  * One MQTT client connection to one broker, on `mqtt-packet` over a socket:
@@ -73,7 +72,7 @@ export class UpstreamConnection implements KeepaliveTarget {
   /** The source address taken from the broker's pool, if it has one. */
   private readonly localAddress: string | undefined
   private nextPacketId = 0
-  private receiveMaximum = 65535
+  private receiveMaximum = MAX_PACKET_ID
   /** QoS 1/2 publishes awaiting their ack, by packet identifier. */
   private readonly sent = new Map<number, UpstreamPublish>()
   private held: UpstreamPublish[] = []
@@ -220,7 +219,7 @@ export class UpstreamConnection implements KeepaliveTarget {
   }
 
   private packetId (): number {
-    do this.nextPacketId = (this.nextPacketId % 65535) + 1 // [MQTT-2.3.1-1] non-zero, unused
+    do this.nextPacketId = (this.nextPacketId % MAX_PACKET_ID) + 1 // [MQTT-2.3.1-1] non-zero, unused
     while (this.sent.has(this.nextPacketId) || this.requests?.has(this.nextPacketId) === true)
     return this.nextPacketId
   }
@@ -232,7 +231,7 @@ export class UpstreamConnection implements KeepaliveTarget {
       case 'publish': return this.owner.deliver(packet, this)
       case 'puback': return this.acked(packet.messageId!, packet.reasonCode)
       case 'pubrec':
-        if ((packet.reasonCode ?? 0) >= REFUSED) return this.acked(packet.messageId!, packet.reasonCode) // [MQTT-4.3.3-4] exchange over
+        if ((packet.reasonCode ?? 0) >= FAILURE) return this.acked(packet.messageId!, packet.reasonCode) // [MQTT-4.3.3-4] exchange over
         this.writer.write(ackPacket('pubrel', packet.messageId!))
         return this.received(packet.messageId!)
       case 'pubcomp': return this.completed(packet.messageId!)
@@ -256,7 +255,7 @@ export class UpstreamConnection implements KeepaliveTarget {
     }
     this.online = true
     this.sessionPresent = packet.sessionPresent
-    this.receiveMaximum = packet.properties?.receiveMaximum ?? 65535
+    this.receiveMaximum = packet.properties?.receiveMaximum ?? MAX_PACKET_ID
     keepalives.add(this)
     this.settleOpen({ kind: 'accepted', sessionPresent: packet.sessionPresent })
   }
@@ -270,7 +269,7 @@ export class UpstreamConnection implements KeepaliveTarget {
     const message = this.sent.get(messageId)
     if (message === undefined) return
     this.sent.delete(messageId)
-    if (reasonCode < REFUSED) this.owner.published(message)
+    if (reasonCode < FAILURE) this.owner.published(message)
     if (this.held.length > 0) this.publish(this.held.shift()!)
   }
 
@@ -315,6 +314,6 @@ export class UpstreamConnection implements KeepaliveTarget {
 }
 
 function grantedQos (code: number | { qos: number } | undefined): number {
-  const qos = typeof code === 'number' ? code : code?.qos ?? REFUSED
-  return qos >= REFUSED ? REFUSED : qos
+  const qos = typeof code === 'number' ? code : code?.qos ?? FAILURE
+  return qos >= FAILURE ? FAILURE : qos
 }

@@ -1,8 +1,7 @@
 import type { IPublishPacket } from 'mqtt-packet'
+import { MESSAGE_ID_PROPERTY } from '../mqtt/protocol.js'
 import { type Digest, DigestRing, digest } from './digest-ring.js'
 
-/** MQTT 5 user property carrying the tier's message id upstream. */
-export const MESSAGE_ID_PROPERTY = 'dual-broker-id'
 
 export interface DedupOptions {
   /** Copies of the same topic and payload from the other broker within this window are dropped (MQTT 3.1.1 upstreams). */

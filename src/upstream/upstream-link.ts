@@ -14,13 +14,26 @@ export interface TerminalIdentity {
   will?: { topic: string, payload: Buffer, qos: Qos, retain: boolean }
 }
 
-/** The terminal's session, told what happens on its links. */
+/** Where a link reports that its broker acked a publish (the terminal's outbox). */
+export interface PublishAcks {
+  published (message: UpstreamPublish, link: UpstreamLink): void
+}
+
+/** The terminal's session, told what the brokers send and when a link goes offline. */
 export interface LinkOwner {
-  published: (message: UpstreamPublish, link: UpstreamLink) => void
   deliver: (packet: IPublishPacket, connection: UpstreamConnection, from: 0 | 1) => void
   released: (messageId: number, connection: UpstreamConnection, from: 0 | 1) => void
   /** The link lost its connection after having been online (not on `end`, `release` or `drop`'s caller's behalf). */
   offline: (link: UpstreamLink) => void
+}
+
+export interface UpstreamLinkOptions {
+  readonly endpoint: BrokerEndpoint
+  /** 0: the terminal's session at Broker1; 1: at Broker2. */
+  readonly index: 0 | 1
+  readonly identity: TerminalIdentity
+  readonly owner: LinkOwner
+  readonly acks: PublishAcks
 }
 
 const SESSION_NEVER_EXPIRES = 0xffffffff // MQTT 5 [MQTT-3.1.2-23]: the 3.1.1 meaning of clean = false
@@ -36,15 +49,21 @@ const BUSY: ConnectOutcome = { kind: 'unreachable', reason: 'busy' }
 export class UpstreamLink implements ConnectionOwner {
   /** Subscriptions this broker is known to hold for the terminal: re-applied after a reconnect. */
   readonly applied = new Map<string, number>()
+  readonly endpoint: BrokerEndpoint
+  readonly index: 0 | 1
+  private readonly identity: TerminalIdentity
+  private readonly owner: LinkOwner
+  private readonly acks: PublishAcks
   private connection: UpstreamConnection | undefined
   private ended = false
 
-  constructor (
-    readonly endpoint: BrokerEndpoint,
-    readonly index: 0 | 1,
-    private readonly identity: TerminalIdentity,
-    private readonly owner: LinkOwner
-  ) {}
+  constructor ({ endpoint, index, identity, owner, acks }: UpstreamLinkOptions) {
+    this.endpoint = endpoint
+    this.index = index
+    this.identity = identity
+    this.owner = owner
+    this.acks = acks
+  }
 
   get online (): boolean {
     return this.connection?.online === true
@@ -155,7 +174,7 @@ export class UpstreamLink implements ConnectionOwner {
   }
 
   published (message: UpstreamPublish): void {
-    this.owner.published(message, this)
+    this.acks.published(message, this)
   }
 
   deliver (packet: IPublishPacket, connection: UpstreamConnection): void {

@@ -1,9 +1,11 @@
 /**
- * Narrow types for the parts of Aedes 1.x that its own typings leave out
- * (see shared AEDES-NOTES.md, "TypeScript gaps"). Everything the plugin
- * touches beyond the public typings goes through this one file.
+ * Everything the tier touches of Aedes 1.x beyond its public typings, each
+ * trick behind a named function (docs/ARCHITECTURE.md, "What the adapter
+ * relies on in Aedes"). Only src/aedes/ reaches into Aedes' internals; the
+ * rest of the tier calls these.
  */
 import type { Aedes, Client, ConnectPacket, PublishPacket, Subscription } from 'aedes'
+import { DualBrokerError } from '../errors.js'
 
 export type { Aedes, Client, ConnectPacket, PublishPacket, Subscription }
 
@@ -47,6 +49,58 @@ export interface ClientInternals {
   pause: () => void
 }
 
+/**
+ * The brokers hold the terminal's session, its will included (so that exactly
+ * one will is ever published): Aedes sees a CONNECT without a will and with
+ * clean session set, so that it keeps, restores and re-authorizes nothing of
+ * the terminal's between connections.
+ */
+export function hideSessionFromAedes (packet: ConnectPacket): void {
+  delete packet.will
+  packet.clean = true
+}
+
+/**
+ * Aedes writes a QoS 1 PUBACK (QoS 2 PUBREC) as soon as `authorizePublish`
+ * calls back, and holding the hook would stop it reading the terminal's next
+ * packets. Marked QoS 0, the publish gets no ack of Aedes' own: the tier
+ * writes it when the message is safe. Aedes reads the QoS right after the hook.
+ */
+export function takeOverPublishAck (packet: PublishPacket): void {
+  packet.qos = 0
+}
+
+/**
+ * Aedes would route a terminal's publish locally, store it as retained and
+ * queue it for offline clients: all of that happens at the brokers instead,
+ * so nothing reaches a terminal twice. Publishes of Aedes itself ($SYS) and of
+ * plugins (client null) keep Aedes' own path.
+ */
+export function bypassLocalRouting (original: BrokerPublish): BrokerPublish {
+  return function publish (this: unknown, packet, client, done) {
+    if (typeof client === 'object' && client !== null) {
+      done?.()
+      return
+    }
+    original.call(this, packet, client, done)
+  }
+}
+
+/** Aedes' default `authorizeForward` forwards everything; it exports no reference to it, so it is known by name. */
+export function isDefaultAuthorizeForward (hook: AuthorizeForwardHook): boolean {
+  return hook.name === 'defaultAuthorizeForward'
+}
+
+/** The topic filters a terminal holds at Aedes (its local subscriptions). */
+export function filtersOf (client: Client): string[] {
+  return Object.keys((client as unknown as { subscriptions: Record<string, unknown> }).subscriptions)
+}
+
+/** Aedes reads `drainTimeout` from its options each time a terminal's socket is full: a reload changes it live. */
+export function setDrainTimeout (aedes: Aedes, ms: number): void {
+  hooksOf(aedes).opts.drainTimeout = ms
+}
+
 export function hooksOf (aedes: Aedes): AedesHooks {
   return aedes as unknown as AedesHooks
 }
@@ -84,7 +138,7 @@ interface ParserInternals {
  */
 export function interceptPackets (client: Client, wrap: (original: PacketListener) => PacketListener): void {
   const parser = (client as unknown as { _parser?: ParserInternals })._parser
-  if (parser === undefined) throw new Error('this Aedes version has no client._parser: the tier cannot check SUBSCRIBE packets')
+  if (parser === undefined) throw new DualBrokerError('DUALBROKER_ERR_AEDES_UNSUPPORTED', 'this Aedes version has no client._parser: the tier cannot see the terminals\' packets')
   const listeners = parser.listeners('packet')
   if (listeners.length !== 1) {
     parser.prependListener('packet', wrap(() => {}))

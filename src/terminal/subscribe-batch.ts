@@ -1,11 +1,12 @@
-import type { Grant, Qos } from './connection.js'
+import type { Qos } from '../mqtt/protocol.js'
+import type { Grant } from '../upstream/connection.js'
 
 /** What a batch needs of one upstream session. */
 interface Subscriber {
   subscribe: (subscriptions: ReadonlyArray<{ topic: string, qos: Qos }>) => Promise<Grant[] | undefined>
 }
 
-/** Each broker's granted QoS (128 = refused), or undefined where a broker did not answer. */
+/** Each broker's granted QoS (FAILURE, 0x80, = refused), or undefined where a broker did not answer. */
 export type Grants = ReadonlyArray<number | undefined>
 
 /**

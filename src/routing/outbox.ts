@@ -1,29 +1,47 @@
+import type { HealthOptions } from '../config/schema.js'
+import type { TierCounters } from '../state.js'
+import type { TierEmitter } from '../events.js'
+import type { Qos } from '../mqtt/protocol.js'
 import type { UpstreamLink, UpstreamPublish } from '../upstream/upstream-link.js'
 import { AckedWindow } from './acked-window.js'
-import type { Policy, Qos } from './policy.js'
-import type { Route } from './router.js'
+import type { Policy, RoutingTable } from './routing-table.js'
 
 export type Acknowledge = (error?: Error | null) => void
 
-/** What the outbox needs from the tier: the policy, the routing decision, the store. */
-export interface Forwarding {
-  policyFor: (topic: string) => Policy
-  route: (policy: Policy, links: readonly UpstreamLink[]) => Route
+/** Where the outbox commits what its route sends to the store (failover/store-sink.ts). */
+export interface PublishStore {
   /** Resolves once the store committed the message. */
-  store: (message: OutgoingPublish, policy: Policy, anyBroker: boolean) => Promise<unknown>
-  /** Discarded by policy, or a QoS 0 publish with nowhere to go. */
-  dropped: (topic: string, qos0: boolean) => void
-  /** A copy of a message was recognised on its way to a terminal and not delivered. */
-  duplicate: () => void
-  /** A broker acked (or, QoS 0, was written) a live publish. */
-  forwarded: (link: UpstreamLink, qos: Qos, sentAt: number) => void
+  append: (message: OutgoingPublish, policy: Policy, anyBroker: boolean) => Promise<unknown>
+}
+
+/** What every terminal's outbox shares: the routing table, the store, the tier's counters and events. */
+export interface OutboxPorts {
+  readonly table: RoutingTable
+  /** Present when the tier has a pending store. */
+  readonly store: PublishStore | undefined
+  readonly counters: TierCounters
+  readonly events: TierEmitter
+  /** `resendWindowMs`: live publishes acked that recently are sent again if their broker is lost. Read at each use (a reload changes it). */
+  readonly health: Pick<HealthOptions, 'resendWindowMs'>
 }
 
 /** For a publish sent again after its broker was lost: the terminal had its ack already. */
 const ALREADY_ACKNOWLEDGED: Acknowledge = () => {}
 
+/** What a publish carries upstream: a terminal's PUBLISH, or a publish kept to be sent again. */
+export interface PublishContent {
+  readonly topic: string
+  readonly payload: Buffer
+  readonly qos: Qos
+  readonly retain: boolean
+}
+
 /** One terminal publish on its way upstream; the terminal's ack waits in `acknowledge`. */
 export class OutgoingPublish implements UpstreamPublish {
+  readonly topic: string
+  readonly payload: Buffer
+  qos: Qos
+  readonly retain: boolean
   target: UpstreamLink | undefined
   /** performance.now() when sent, then when acked: monotonic, sub-millisecond. */
   sentAt = 0
@@ -32,16 +50,19 @@ export class OutgoingPublish implements UpstreamPublish {
   stored = false
   /** Already acknowledged to the terminal: sent again only because its broker crashed right after acking. */
   acknowledged = false
+
   constructor (
-    readonly topic: string,
-    readonly payload: Buffer,
-    public qos: Qos,
-    readonly retain: boolean,
+    content: PublishContent,
     readonly clientId: string,
     /** The tier's id of this message (see Deduplicator), or undefined when no upstream speaks MQTT 5. */
     readonly id: string | undefined,
     private readonly acknowledge: Acknowledge
-  ) {}
+  ) {
+    this.topic = content.topic
+    this.payload = content.payload
+    this.qos = content.qos
+    this.retain = content.retain
+  }
 
   complete (error?: Error | null): void {
     if (this.acknowledged) return
@@ -65,14 +86,32 @@ export class Outbox {
   private acked: AckedWindow | undefined
   private clientId = ''
 
-  constructor (
-    private readonly links: readonly UpstreamLink[],
-    private readonly forwarding: Forwarding,
-    private readonly resendWindowMs: number
-  ) {}
+  private links: readonly UpstreamLink[] = []
+  /** Set while someone awaits `whenEmpty` (a stopping node). */
+  private emptied: (() => void) | undefined
+
+  constructor (private readonly ports: OutboxPorts) {}
+
+  /** The terminal's sessions at Broker1 and Broker2, which report their acks here (see UpstreamLink). */
+  routeTo (links: readonly [UpstreamLink, UpstreamLink]): void {
+    this.links = links
+  }
 
   get size (): number {
     return this.inflight.size + this.waiting.length
+  }
+
+  /** Resolves once no publish of this terminal is in flight or waiting. */
+  whenEmpty (): Promise<void> {
+    if (this.size === 0) return Promise.resolve()
+    return new Promise((resolve) => { this.emptied = resolve })
+  }
+
+  private checkEmpty (): void {
+    if (this.emptied === undefined || this.size > 0) return
+    const emptied = this.emptied
+    this.emptied = undefined
+    emptied()
   }
 
   /** The session whose oldest live publish has waited longer than `timeoutMs` for its ack, if any. */
@@ -87,17 +126,19 @@ export class Outbox {
 
   /** Returns false when the message must wait for a session to come online. */
   private dispatch (message: OutgoingPublish): boolean {
-    const policy = this.forwarding.policyFor(message.topic)
+    const { table } = this.ports
+    const policy = table.policyFor(message.topic)
     if (policy.maxQos !== undefined && message.qos > policy.maxQos) message.qos = policy.maxQos
-    const route = this.forwarding.route(policy, this.links)
+    const route = table.route(policy, this.links)
     switch (route.kind) {
       case 'wait':
         if (message.qos > 0) return false
-        this.forwarding.dropped(message.topic, true) // QoS 0 is never held: at most once
+        this.ports.counters.dropped.qos0++ // QoS 0 is never held: at most once
         message.complete()
         return true
       case 'drop':
-        this.forwarding.dropped(message.topic, false)
+        this.ports.counters.dropped.policy++
+        this.ports.events.emit('dropped', { reason: 'policy', count: 1, topic: message.topic })
         message.complete()
         return true
       case 'store':
@@ -116,7 +157,8 @@ export class Outbox {
 
   private store (message: OutgoingPublish, policy: Policy, anyBroker: boolean): void {
     message.stored = true
-    this.forwarding.store(message, policy, anyBroker).then(() => message.complete(), (error: Error) => message.complete(error))
+    // A route to the store exists only when the tier has one (RoutingTable.storeOpen).
+    this.ports.store!.append(message, policy, anyBroker).then(() => message.complete(), (error: Error) => message.complete(error))
   }
 
   private sendLive (message: OutgoingPublish, link: UpstreamLink): void {
@@ -134,7 +176,7 @@ export class Outbox {
    */
   published (message: OutgoingPublish, link: UpstreamLink): void {
     if (message.qos === 0) {
-      this.forwarding.forwarded(link, 0, 0)
+      this.ports.counters.forwarded[link.endpoint.name][0]++
       message.complete()
       return
     }
@@ -142,16 +184,26 @@ export class Outbox {
     if (message.target !== link) return
     this.inflight.delete(message)
     message.target = undefined
-    this.forwarding.forwarded(link, message.qos, message.sentAt)
-    message.sentAt = performance.now()
+    const now = performance.now()
+    this.forwarded(link, message.qos, now - message.sentAt)
+    message.sentAt = now
     if (!message.stored) this.remember(message, link)
     message.complete()
+    if (this.emptied !== undefined) this.checkEmpty()
+  }
+
+  private forwarded (link: UpstreamLink, qos: Qos, ackMs: number): void {
+    const { counters, events } = this.ports
+    counters.forwarded[link.endpoint.name][qos]++
+    // Only measured when someone listens (the metrics plugin): no work per message otherwise.
+    if (events.listenerCount('publish-acked') > 0) events.emit('publish-acked', { broker: link.endpoint.name, qos, seconds: ackMs / 1000 })
   }
 
   private remember (message: OutgoingPublish, link: UpstreamLink): void {
-    if (this.resendWindowMs <= 0) return
+    const windowMs = this.ports.health.resendWindowMs
+    if (windowMs <= 0) return
     this.clientId = message.clientId
-    this.acked ??= new AckedWindow(this.resendWindowMs)
+    this.acked ??= new AckedWindow(windowMs)
     this.acked.add(message, link.index, message.sentAt)
   }
 
@@ -161,8 +213,8 @@ export class Outbox {
    * before it writes to subscribers), so those are sent again (at least once).
    */
   private recentlyAckedBy (link: UpstreamLink): OutgoingPublish[] {
-    return (this.acked?.takeAckedBy(link.index, performance.now()) ?? []).map(({ topic, payload, qos, retain, id }) => {
-      const again = new OutgoingPublish(topic, payload, qos, retain, this.clientId, id, ALREADY_ACKNOWLEDGED)
+    return (this.acked?.takeAckedBy(link.index, performance.now()) ?? []).map((acked) => {
+      const again = new OutgoingPublish(acked, this.clientId, acked.id, ALREADY_ACKNOWLEDGED)
       again.acknowledged = true // the terminal had its ack when the broker acked the first time
       return again
     })
@@ -175,6 +227,7 @@ export class Outbox {
     let i = 0
     while (i < waiting.length && this.dispatch(waiting[i]!)) i++
     if (i < waiting.length) this.waiting = waiting.slice(i).concat(this.waiting)
+    if (this.emptied !== undefined) this.checkEmpty()
   }
 
   /** A session went offline: what it had in flight is routed again, ahead of what waits. */
@@ -188,7 +241,7 @@ export class Outbox {
       if (message.stored) message.complete()
       else moved.push(message)
     }
-    if (moved.length === 0) return
+    if (moved.length === 0) return this.checkEmpty()
     this.waiting = moved.concat(this.waiting)
     this.flush()
   }
@@ -198,5 +251,6 @@ export class Outbox {
     this.inflight.clear()
     this.waiting = []
     this.acked = undefined
+    this.checkEmpty()
   }
 }

@@ -1,16 +1,32 @@
 import type { IPublishPacket } from 'mqtt-packet'
-import type { Client, TerminalAck } from '../aedes-types.js'
-import { type Forwarding, type OutgoingPublish, Outbox } from '../failover/outbox.js'
+import type { Client, TerminalAck } from '../aedes/internals.js'
+import type { TierCounters } from '../state.js'
 import { InboundFlow } from '../limits/inbound-flow.js'
-import type { UpstreamConnection } from './connection.js'
-import { type DedupOptions, Deduplicator } from './dedup.js'
+import { FAILURE, type Qos } from '../mqtt/protocol.js'
+import { Outbox, type OutboxPorts } from '../routing/outbox.js'
+import type { BrokerHealth } from '../upstream/broker-health.js'
+import type { UpstreamConnection } from '../upstream/connection.js'
+import { type DedupOptions, Deduplicator } from '../upstream/dedup.js'
+import { type ConnectOutcome, type LinkOwner, type TerminalIdentity, UpstreamLink } from '../upstream/upstream-link.js'
 import { DeliveryRelay, type ForwardFilter, type RelayLinks } from './delivery-relay.js'
+import type { Qos2Exchanges } from './qos2-exchanges.js'
 import { type Grants, SubscribeBatch } from './subscribe-batch.js'
-import type { Qos2Exchanges } from '../handlers/qos2-exchanges.js'
-import type { BrokerHealth } from './broker-health.js'
-import { type ConnectOutcome, type LinkOwner, type Qos, type TerminalIdentity, UpstreamLink, type UpstreamPublish } from './upstream-link.js'
 
-export type { Qos }
+export interface TerminalSessionOptions {
+  readonly client: Client
+  /** What the terminal's CONNECT carried, with the client id Aedes settled on. */
+  readonly identity: TerminalIdentity
+  readonly healths: readonly [BrokerHealth, BrokerHealth]
+  readonly outbox: OutboxPorts
+  readonly counters: TierCounters
+  readonly dedup: DedupOptions
+  /** limits.maxInflight: the terminal's publishes not yet safe before Aedes stops reading it. */
+  readonly maxInflight: number
+  /** The Aedes instance's own authorizeForward, when it is not Aedes' default. */
+  readonly forwardFilter: ForwardFilter | undefined
+  /** The terminal's QoS 2 publishes until its PUBREL (see SessionRegistry.qos2Exchanges). */
+  readonly qos2: Qos2Exchanges
+}
 
 /**
  * One terminal's pair of upstream sessions (Broker1, Broker2), what it
@@ -34,21 +50,25 @@ export class TerminalSession implements LinkOwner, RelayLinks {
   /** The filters subscribed in this turn, sent together at its end. */
   private batch: SubscribeBatch | undefined
 
-  constructor (
-    readonly client: Client,
-    readonly identity: TerminalIdentity,
-    private readonly healths: readonly [BrokerHealth, BrokerHealth],
-    private readonly forwarding: Forwarding,
-    dedup: DedupOptions,
-    maxInflight: number,
-    forwardFilter: ForwardFilter | undefined,
-    /** The terminal's QoS 2 publishes until its PUBREL. */
-    readonly qos2: Qos2Exchanges
-  ) {
-    this.relay = new DeliveryRelay(client, this, new Deduplicator(dedup), forwardFilter)
-    this.flow = new InboundFlow(maxInflight)
-    this.links = [new UpstreamLink(healths[0].endpoint, 0, identity, this), new UpstreamLink(healths[1].endpoint, 1, identity, this)]
-    this.outbox = new Outbox(this.links, forwarding, healths[0].endpoint.health.resendWindowMs)
+  readonly client: Client
+  readonly identity: TerminalIdentity
+  readonly qos2: Qos2Exchanges
+  private readonly healths: readonly [BrokerHealth, BrokerHealth]
+  private readonly counters: TierCounters
+
+  constructor (options: TerminalSessionOptions) {
+    const { client, identity, healths } = options
+    this.client = client
+    this.identity = identity
+    this.qos2 = options.qos2
+    this.healths = healths
+    this.counters = options.counters
+    this.relay = new DeliveryRelay(client, this, new Deduplicator(options.dedup), options.forwardFilter)
+    this.flow = new InboundFlow(options.maxInflight)
+    this.outbox = new Outbox(options.outbox)
+    const link = (index: 0 | 1): UpstreamLink => new UpstreamLink({ endpoint: healths[index].endpoint, index, identity, owner: this, acks: this.outbox })
+    this.links = [link(0), link(1)]
+    this.outbox.routeTo(this.links)
   }
 
   /** Opens both sessions at once; a broker known down is skipped (it is brought in line when back). */
@@ -105,16 +125,12 @@ export class TerminalSession implements LinkOwner, RelayLinks {
     for (const [topic, qos] of this.subscriptions) if (link.applied.get(topic) !== qos) missing.push({ topic, qos })
     if (missing.length === 0) return
     const granted = await link.subscribe(missing)
-    for (const grant of granted ?? []) if (grant.qos !== 128) link.applied.set(grant.topic, grant.qos)
+    for (const grant of granted ?? []) if (grant.qos !== FAILURE) link.applied.set(grant.topic, grant.qos)
   }
 
   offline (link: UpstreamLink): void {
     this.outbox.reroute(link)
     this.retryLater(link.index)
-  }
-
-  published (message: UpstreamPublish, link: UpstreamLink): void {
-    this.outbox.published(message as OutgoingPublish, link) // the links carry only what the outbox gave them
   }
 
   /** While the broker is down the health link's 'up' brings the session back instead. */
@@ -161,7 +177,7 @@ export class TerminalSession implements LinkOwner, RelayLinks {
   }
 
   duplicate (): void {
-    this.forwarding.duplicate()
+    this.counters.duplicates++
   }
 
   servesRetained (from: 0 | 1): boolean {

@@ -1,4 +1,4 @@
-import type { Qos } from './policy.js'
+import { packQosRetain, type Qos, unpackQos, unpackRetain } from '../mqtt/protocol.js'
 
 /** What is kept of a live publish its broker acked: enough to send it again. */
 export interface AckedPublish {
@@ -55,7 +55,7 @@ export class AckedWindow {
     this.payloadLengths[slot] = message.payload.length
     this.idLengths[slot] = idLength
     this.links[slot] = link
-    this.qosRetain[slot] = message.qos | (message.retain ? 4 : 0)
+    this.qosRetain[slot] = packQosRetain(message.qos, message.retain)
     this.ackedAt[slot] = at
   }
 
@@ -90,8 +90,8 @@ export class AckedWindow {
     return {
       topic: this.bytes.toString('utf8', start, topicEnd),
       payload: Buffer.from(this.bytes.subarray(topicEnd, payloadEnd)),
-      qos: (flags & 3) as Qos,
-      retain: (flags & 4) !== 0,
+      qos: unpackQos(flags),
+      retain: unpackRetain(flags),
       id: idLength === NO_ID ? undefined : this.bytes.toString('utf8', payloadEnd, payloadEnd + idLength)
     }
   }

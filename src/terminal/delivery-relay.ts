@@ -1,10 +1,10 @@
 import { generate, type IPublishPacket } from 'mqtt-packet'
-import { type Client, type TerminalAck, watchDrain } from '../aedes-types.js'
-import type { UpstreamConnection } from './connection.js'
+import { type Client, type TerminalAck, watchDrain } from '../aedes/internals.js'
+import type { UpstreamConnection } from '../upstream/connection.js'
 import { Deliveries, type Delivery } from './deliveries.js'
-import type { Deduplicator } from './dedup.js'
-import { corkForTurn } from './packet-writer.js'
-import { ackPacket } from './ack-packets.js'
+import type { Deduplicator } from '../upstream/dedup.js'
+import { corkForTurn } from '../upstream/packet-writer.js'
+import { ackPacket } from '../mqtt/ack-packets.js'
 
 /** A user's own `authorizeForward` on the Aedes instance: it may change or withhold a delivery. */
 export type ForwardFilter = (client: Client, packet: IPublishPacket) => IPublishPacket | null | undefined

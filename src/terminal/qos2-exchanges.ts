@@ -1,4 +1,4 @@
-import type { Callback } from '../aedes-types.js'
+import type { Callback } from '../aedes/internals.js'
 
 /** One QoS 2 publish of the terminal, from its PUBLISH until its PUBREL. */
 class Exchange {

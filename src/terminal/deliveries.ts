@@ -1,4 +1,5 @@
-import type { UpstreamConnection } from './connection.js'
+import { MAX_PACKET_ID } from '../mqtt/protocol.js'
+import type { UpstreamConnection } from '../upstream/connection.js'
 
 /**
  * Where a QoS 1/2 delivery stands: `sent` to the terminal (its PUBACK or PUBREC
@@ -19,8 +20,6 @@ export interface Delivery {
   connection: UpstreamConnection
   stage: Stage
 }
-
-const MAX_PACKET_ID = 65535 // [MQTT-2.3.1]: 16 bits, never 0
 
 /**
  * The packet identifiers of one terminal's deliveries in flight. Each broker

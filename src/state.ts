@@ -1,5 +1,28 @@
-import { newRefusalCounts, type RefusalCounts } from '../limits/refusals.js'
-import type { BrokerName } from '../upstream/broker-endpoint.js'
+import { newRefusalCounts, type RefusalCounts } from './limits/refusals.js'
+
+export type BrokerName = 'broker1' | 'broker2'
+
+/** `unknown` until the broker's health link has a first verdict. */
+export type BrokerState = 'unknown' | 'up' | 'down'
+
+export type TierMode = 'normal' | 'failover' | 'replaying'
+
+export interface BrokerStatus {
+  state: BrokerState
+  url: string
+}
+
+/** `tier.state`: a snapshot, safe to serialise. */
+export interface TierState {
+  mode: TierMode
+  brokers: Record<BrokerName, BrokerStatus>
+  /** Connected terminals with an upstream session pair. */
+  clients: number
+  pending: { messages: number, bytes: number }
+  /** Whether the pending store takes writes; `error` is the last write error while it does not. */
+  store: { enabled: boolean, writable: boolean, error?: string }
+  counters: TierCounters
+}
 
 /**
  * Running totals of what the tier did with publishes, exposed in `tier.state`
