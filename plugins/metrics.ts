@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics for a `dualBroker` tier (DESIGN §7), built only on its
+ * Prometheus metrics for a `dualBroker` tier (README "Operating it"), built only on its
  * public surface: totals and gauges are read from `tier.state` at scrape time
  * (so nothing is counted twice and a late-attached plugin still sees the full
  * totals); only the ack latency histogram needs an event, `publish-acked`.

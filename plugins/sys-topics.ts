@@ -1,5 +1,5 @@
 /**
- * Retained status topics on the tier's own Aedes (DESIGN §7), for operators
+ * Retained status topics on the tier's own Aedes (README "Operating it"), for operators
  * and dashboards that speak MQTT rather than HTTP:
  *
  *   $SYS/dual-broker/state     JSON: mode, both brokers, clients, pending

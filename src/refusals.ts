@@ -3,7 +3,7 @@ import { connectionOf } from './aedes/internals.js'
 import { peerAddress } from './listeners.js'
 import type { Logger } from './logger.js'
 
-/** CONNACK return codes [MQTT-3.2.2-3]: what an operator reads in a `terminal refused` line. */
+/** CONNACK return codes (MQTT 3.1.1 §3.2.2.3, Table 3.1): what an operator reads in a `terminal refused` line. */
 const RETURN_CODES: Record<number, string> = {
   1: 'unacceptable protocol version',
   2: 'identifier rejected',

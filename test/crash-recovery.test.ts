@@ -11,7 +11,7 @@ import { duplicates, missing, orderViolations } from './support/sequence.js'
 import { publishStream } from './support/stream.js'
 
 /**
- * DESIGN §4: an entry leaves the pending store only after Broker1 acked it, so a
+ * README "The pending store": an entry leaves the pending store only after Broker1 acked it, so a
  * tier SIGKILLed at any point loses nothing it acknowledged to a terminal, and
  * replays in order once restarted on the same data dir (at least once).
  */
@@ -78,7 +78,7 @@ async function recordAtBroker1 (t: Test, b1: MosquittoBroker): Promise<{ all: Re
 
 /**
  * Publishes a marker through the restarted tier and resolves with the time it reached Broker1.
- * While the backlog replays, the marker goes into the store behind it (DESIGN §3, ordering
+ * While the backlog replays, the marker goes into the store behind it (README "Guarantees", ordering
  * invariant), so it comes last. (A replay at start ends with no `failback` log line to wait for.)
  * Then waits until the big recorder, which may lag, has it too.
  */

@@ -12,7 +12,7 @@ const NAMES = [
   'dualbroker_refused_total', 'dualbroker_pending_messages', 'dualbroker_pending_bytes', 'dualbroker_clients', 'dualbroker_publish_ack_seconds'
 ]
 
-t.test('metrics follow a failover, a stored backlog and its replay (DESIGN §7)', async (t) => {
+t.test('metrics follow a failover, a stored backlog and its replay (README "Operating it")', async (t) => {
   const b1 = await startMosquitto(t)
   const b2 = await startMosquitto(t)
   const { url, tier } = await startDurableTier(t, b1.url, b2.url, {

@@ -9,7 +9,7 @@ import { publishStream } from './support/stream.js'
 
 const COUNT = 20
 
-/** What each broker holds of the outage's messages in the end (DESIGN §3's table). */
+/** What each broker holds of the outage's messages in the end (README "Per-topic policy"). */
 const expectations: Record<PolicyMode, { standbyUp: [boolean, boolean], standbyDown: [boolean, boolean] }> = {
   failover: { standbyUp: [false, true], standbyDown: [false, true] }, // stored, sent to the first broker back (Broker2 here)
   queue: { standbyUp: [true, false], standbyDown: [true, false] },

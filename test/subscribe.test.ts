@@ -77,7 +77,7 @@ t.test('UNSUBSCRIBE is mirrored at both brokers', async (t) => {
   const terminal = await connectClient(t, url, { clientId: 'sub-un' })
   const box = inbox(terminal)
   await terminal.subscribeAsync({ 'gone/#': { qos: 1 }, 'ctrl/#': { qos: 1 } })
-  // UNSUBACK is local (AEDES-NOTES); the brokers' own events say when they dropped it.
+  // UNSUBACK is local (docs/ARCHITECTURE.md); the brokers' own events say when they dropped it.
   const dropped = [unsubscribedAt(b1.aedes, 'sub-un', 'gone/#'), unsubscribedAt(b2.aedes, 'sub-un', 'gone/#')]
   await terminal.unsubscribeAsync('gone/#')
   await Promise.all(dropped)

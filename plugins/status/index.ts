@@ -1,5 +1,5 @@
 /**
- * The tier's HTTP face for operators (DESIGN §7): `GET /health` for load
+ * The tier's HTTP face for operators (README "Operating it"): `GET /health` for load
  * balancers and supervisors, `GET /metrics` for Prometheus, `GET /` a live
  * status page fed by server-sent events from `GET /events`. node:http only.
  */

@@ -175,7 +175,7 @@ export function interceptTerminalAcks (client: Client, take: (ack: TerminalAck) 
   })
 }
 
-const CONNACK_FLAGS_OFFSET = 2 // [MQTT-3.2.2-1]: byte 1 of the variable header, after the fixed header's 2 bytes
+const CONNACK_FLAGS_OFFSET = 2 // MQTT 3.1.1 §3.2.2.1: byte 1 of the variable header, after the fixed header's 2 bytes
 const SESSION_PRESENT = 0x01
 
 /**

@@ -28,7 +28,7 @@ const anyBrokerOnly = (message: StoredMessage): boolean => message.anyBroker ===
 const everything = (): boolean => true
 
 /**
- * The tier's mode (DESIGN §2): `normal` while Broker1 is up and nothing is
+ * The tier's mode (README "Failover, the pending store and failback"): `normal` while Broker1 is up and nothing is
  * pending; `failover` from the moment Broker1 is down until it has been back,
  * with a CONNACK, for `failbackDelayMs` (a broker that goes down again restarts
  * the delay); then `replaying` while the store drains to Broker1, after which

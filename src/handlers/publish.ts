@@ -5,7 +5,7 @@
  *
  * Aedes reads a terminal's next socket chunk only after every packet of the
  * current one is done, so holding `authorizePublish` until an upstream ack
- * (the only way Aedes itself can hold a QoS 1 PUBACK, AEDES-NOTES) would cost
+ * (the only way Aedes itself can hold a QoS 1 PUBACK: docs/ARCHITECTURE.md) would cost
  * one upstream round trip per chunk. For QoS 1 and 2 the tier therefore
  * releases the hook at once with the packet marked QoS 0 — Aedes then writes
  * no PUBACK or PUBREC of its own — and writes it itself when the message is

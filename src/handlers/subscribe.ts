@@ -21,8 +21,9 @@ export function authorizeSubscribe ({ sessions, caps }: SubscribePorts): Authori
 }
 
 /**
- * Granted QoS is the lowest the reachable brokers granted [MQTT-3.9.3-2]. A
- * broker that refuses makes it a failure, and the other broker's grant is
+ * Granted QoS is the lowest the reachable brokers granted: each broker
+ * delivers at no more than its own grant [MQTT-3.8.4-6]. A broker that
+ * refuses makes it a failure (0x80, [MQTT-3.9.3-2]), and the other broker's grant is
  * withdrawn so the terminal receives nothing it was told it is not subscribed
  * to. A broker that is unreachable now gets the subscription when it is back.
  */
