@@ -206,7 +206,9 @@ export class TierCore {
     for (const session of sessions) stopReading(session.client)
     let timer: NodeJS.Timeout | undefined
     const timedOut = new Promise<false>((resolve) => { timer = setTimeout(resolve, timeoutMs, false) })
-    const safe = Promise.all(sessions.map((session) => session.outbox.whenEmpty())).then(() => true)
+    const safe = Promise.all(sessions.map((session) => session.outbox.whenEmpty()))
+      .then(() => Promise.all(sessions.map((session) => acksWritten(session.client))))
+      .then(() => true)
     const drained = await Promise.race([safe, timedOut])
     clearTimeout(timer)
     return drained
@@ -222,4 +224,19 @@ export class TierCore {
     await this.modes.close()
     this.caps.close()
   }
+}
+
+/**
+ * The acks that became safe last are still in the terminal's socket: corked
+ * until the end of the turn (see `corkForTurn`), or buffered. A node that
+ * stops must not destroy the socket before they left.
+ */
+async function acksWritten (client: Client): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve))
+  const conn = client.conn
+  if (conn.destroyed || conn.writableLength === 0) return
+  await new Promise((resolve) => {
+    conn.once('drain', resolve)
+    conn.once('close', resolve)
+  })
 }

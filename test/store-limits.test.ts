@@ -80,7 +80,7 @@ t.test('reject-new on maxBytes, and a message that can never fit', async t => {
   await store.append(msg(1))
   const err = await store.append(msg(2)).catch((e: unknown) => e)
   t.ok(err instanceof StoreFullError)
-  t.equal((err as StoreFullError).code, 'STORE_FULL')
+  t.equal((err as StoreFullError).code, 'DUALBROKER_ERR_STORE_FULL')
   t.equal(store.bytes, 20)
 
   const { store: dropper } = await openStore(t, { maxBytes: 25, overflow: 'drop-oldest' })
