@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events'
+import type { Qos } from './mqtt/protocol.js'
 import type { BrokerName } from './state.js'
 
 export type { BrokerName, BrokerState, BrokerStatus, TierCounters, TierMode, TierState } from './state.js'
@@ -19,7 +20,7 @@ export interface DualBrokerEvents {
   /** Messages discarded: by a `drop` policy, by a full store (`drop-oldest`), or expired (TTL). */
   dropped: [event: { reason: 'policy' | 'overflow' | 'expired', count: number, topic?: string }]
   /** A live publish was acked by its broker (emitted only while someone listens; for latency metrics). */
-  'publish-acked': [event: { broker: BrokerName, qos: 0 | 1 | 2, seconds: number }]
+  'publish-acked': [event: { broker: BrokerName, qos: Qos, seconds: number }]
 }
 
 /** What the parts of the tier that report events see of it. */

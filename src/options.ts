@@ -5,6 +5,7 @@
  */
 import type { z } from 'zod'
 import type { pluginSchema, serverSchema } from './config/schema.js'
+import type { Qos } from './mqtt/protocol.js'
 
 /** What a stored or live publish does while Broker1 is down (README, "Per-topic policy"). */
 export type PolicyMode = 'failover' | 'queue' | 'both' | 'drop'
@@ -71,7 +72,7 @@ export interface PolicyRuleOptions {
   /** Stored messages expire this long after they were accepted: ms, or a text such as `"10m"`, `"1h"`. */
   ttl?: number | string
   /** Forward at no higher QoS than this. */
-  maxQos?: 0 | 1 | 2
+  maxQos?: Qos
 }
 
 /** The durable pending store (README, "The pending store"). */

@@ -1,11 +1,12 @@
 import type { Logger } from '../logger.js'
+import type { Qos } from '../mqtt/protocol.js'
 
 /** A publish accepted from a terminal, waiting to be forwarded to Broker1. */
 export interface PendingMessage {
   topic: string
   /** Stored and returned byte for byte. */
   payload: Buffer
-  qos: 0 | 1 | 2
+  qos: Qos
   retain: boolean
   clientId: string
   /** When the access tier accepted the publish (ms since epoch). */

@@ -3,7 +3,7 @@ import mqtt, { type IClientOptions, MqttClient } from 'mqtt'
 import type { BrokerOptions, HealthOptions } from '../config/schema.js'
 import type { BrokerName } from '../events.js'
 import { SourceAddresses } from './source-addresses.js'
-import { openTransport, type TlsMaterial } from './transport.js'
+import { openTransport, type TlsMaterial, withoutCredentials } from './transport.js'
 
 
 /**
@@ -63,9 +63,6 @@ export class BrokerEndpoint {
 
   /** The URL without credentials, for logs. */
   get safeUrl (): string {
-    const url = new URL(this.url)
-    url.username = ''
-    url.password = ''
-    return url.toString()
+    return withoutCredentials(this.address).toString()
   }
 }

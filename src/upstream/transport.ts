@@ -37,8 +37,8 @@ export function openTransport (url: URL, material: TlsMaterial, localAddress?: s
   }
 }
 
-/** Credentials travel in CONNECT, never as an HTTP Authorization header. */
-function withoutCredentials (url: URL): URL {
+/** The URL without user name and password: credentials travel in CONNECT (never as an HTTP Authorization header) and never into a log. */
+export function withoutCredentials (url: URL): URL {
   const bare = new URL(url)
   bare.username = ''
   bare.password = ''
