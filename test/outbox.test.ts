@@ -543,3 +543,34 @@ t.test('through the real StoreSink into LevelDB: acked once committed, with the 
   t.equal(sink.error, errors[0]!.message, 'and the sink keeps it for tier.state')
   t.equal(counters.stored, 4)
 })
+
+t.test('QoS 0 is never held, also when a QoS 1 publish is already waiting (README "Per-topic policy")', async (t) => {
+  const { broker1, outbox, send, acks, counters } = rig()
+  broker1.online = false
+  send('h/1', 1)
+  send('h/0', 0)
+  t.same(acks, ['h/0'], 'the QoS 0 is acknowledged at once (Aedes reads the terminal on)')
+  t.equal(counters.dropped.qos0, 1, 'dropped and counted: it had nowhere to go')
+  t.equal(outbox.size, 1, 'only the QoS 1 waits')
+})
+
+t.test('losing one link keeps what the other link acked in the resend window', async (t) => {
+  const { table, broker1, outbox, send, ack, lose, broker2 } = rig({ resendWindowMs: 60_000 })
+  table.mode = 'failover' // Broker1 down; the terminal's Broker1 session is back but flapping
+  ack(send('k/1'), broker2)
+  lose(broker1) // the flapping Broker1 session drops again
+  lose(broker2) // Broker2 is SIGKILLed right after acking k/1
+  t.equal(outbox.size, 1, 'k/1, acked by Broker2 within the window, waits to be sent again')
+  broker1.online = true
+  table.mode = 'normal'
+  outbox.flush()
+  t.same(broker1.topics, ['k/1'], 'and is sent again once a broker is back')
+})
+
+t.test('whenEmpty serves every waiter', async (t) => {
+  const { outbox, send, ack, broker1 } = rig()
+  const sent = send('w/1')
+  const waits = [outbox.whenEmpty(), outbox.whenEmpty()]
+  ack(sent, broker1)
+  await t.resolves(Promise.all(waits), 'both resolve once the last one is acked')
+})

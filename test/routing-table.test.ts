@@ -215,3 +215,11 @@ t.test('PolicyTable answers the same for a topic before, during and after its ca
   t.same(table.lookup('c/0/even'), { mode: 'drop', ttl: 7 }, 'the first topic again, long after it left the cache')
   t.same(table.lookup('c/0/none'), { mode: 'failover' })
 })
+
+t.test('PolicyTable: a filter that starts with a wildcard matches no $ topic [MQTT-4.7.2-1]', async (t) => {
+  const table = new PolicyTable([rule('#', 'drop'), rule('+/things/+/shadow', 'queue'), rule('$aws/#', 'failover')], 'both')
+  t.equal(table.lookup('things/x').mode, 'drop', '# matches an ordinary topic')
+  t.equal(table.lookup('$aws/things/pump-7/shadow').mode, 'failover', 'a filter naming $aws matches it')
+  t.equal(table.lookup('$SYS/broker/load').mode, 'both', '# does not match a $ topic: the default')
+  t.equal(new PolicyTable([rule('+/things/+/shadow', 'queue')], 'both').lookup('$aws/things/pump-7/shadow').mode, 'both', '+/… does not match a $ topic')
+})

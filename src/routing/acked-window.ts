@@ -59,14 +59,21 @@ export class AckedWindow {
     this.ackedAt[slot] = at
   }
 
-  /** The publishes `link`'s broker acked since `now - windowMs`, in order; the window is emptied. */
+  /**
+   * The publishes `link`'s broker acked since `now - windowMs`, in order,
+   * taken out of the window; what the other broker acked stays, for a loss of
+   * that broker within its window.
+   */
   takeAckedBy (link: number, now: number): AckedPublish[] {
     this.expire(now)
     const taken: AckedPublish[] = []
+    const kept: Array<{ message: AckedPublish, link: number, at: number }> = []
     for (let slot = this.head; slot < this.tail; slot++) {
       if (this.links[slot] === link) taken.push(this.read(slot))
+      else kept.push({ message: this.read(slot), link: this.links[slot]!, at: this.ackedAt[slot]! })
     }
     this.clear()
+    for (const entry of kept) this.add(entry.message, entry.link, entry.at)
     return taken
   }
 

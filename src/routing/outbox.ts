@@ -88,7 +88,7 @@ export class Outbox {
 
   private links: readonly UpstreamLink[] = []
   /** Set while someone awaits `whenEmpty` (a stopping node). */
-  private emptied: (() => void) | undefined
+  private emptied: Array<() => void> | undefined
 
   constructor (private readonly ports: OutboxPorts) {}
 
@@ -104,14 +104,14 @@ export class Outbox {
   /** Resolves once no publish of this terminal is in flight or waiting. */
   whenEmpty (): Promise<void> {
     if (this.size === 0) return Promise.resolve()
-    return new Promise((resolve) => { this.emptied = resolve })
+    return new Promise((resolve) => { (this.emptied ??= []).push(resolve) })
   }
 
   private checkEmpty (): void {
     if (this.emptied === undefined || this.size > 0) return
     const emptied = this.emptied
     this.emptied = undefined
-    emptied()
+    for (const wake of emptied) wake()
   }
 
   /** The session whose oldest live publish has waited longer than `timeoutMs` for its ack, if any. */
@@ -120,8 +120,13 @@ export class Outbox {
     return undefined
   }
 
+  /**
+   * A QoS 0 publish is routed at once even behind waiting ones: it is never
+   * held (at most once), and MQTT orders messages per topic and QoS only
+   * [MQTT-4.6.0-6].
+   */
   send (message: OutgoingPublish): void {
-    if (this.waiting.length > 0 || !this.dispatch(message)) this.waiting.push(message)
+    if ((this.waiting.length > 0 && message.qos > 0) || !this.dispatch(message)) this.waiting.push(message)
   }
 
   /** Returns false when the message must wait for a session to come online. */

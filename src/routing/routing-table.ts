@@ -54,6 +54,8 @@ const POLICY_CACHE_LIMIT = 10_000
 export class PolicyTable {
   private readonly matcher = new Qlobber<number>({ separator: '/', wildcard_one: '+', wildcard_some: '#', match_empty_levels: true })
   private readonly policies: Policy[]
+  /** Rules whose filter begins with a wildcard: they match no `$` topic [MQTT-4.7.2-1]. */
+  private readonly wildcardFirst: boolean[]
   private readonly fallback: Policy
   private readonly cache = new Map<string, Policy>()
 
@@ -61,6 +63,7 @@ export class PolicyTable {
     this.policies = rules.map(({ mode, ttl, maxQos }) => ({
       mode, ...(ttl !== undefined && { ttl }), ...(maxQos !== undefined && { maxQos })
     }))
+    this.wildcardFirst = rules.map(({ topic }) => topic.startsWith('#') || topic.startsWith('+'))
     rules.forEach((rule, index) => this.matcher.add(rule.topic, index))
     this.fallback = { mode: defaultMode }
   }
@@ -68,7 +71,8 @@ export class PolicyTable {
   lookup (topic: string): Policy {
     let policy = this.cache.get(topic)
     if (policy !== undefined) return policy
-    const matches = this.matcher.match(topic)
+    let matches = this.matcher.match(topic)
+    if (topic.startsWith('$')) matches = matches.filter((index) => !this.wildcardFirst[index])
     policy = matches.length === 0 ? this.fallback : this.policies[Math.min(...matches)]!
     if (this.cache.size >= POLICY_CACHE_LIMIT) this.cache.clear()
     this.cache.set(topic, policy)
