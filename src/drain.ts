@@ -81,7 +81,7 @@ export function drainStore (config: DrainConfig, say: (line: string) => void, lo
     const gate = { appending: () => 0, whenQuiet: () => Promise.resolve(), caughtUp: () => {} }
     while (store.count > 0) {
       if (!await brokerUp()) break
-      replayer = new Replayer(health, store, config.replay, () => true, gate, counters, logger)
+      replayer = new Replayer({ health, store, replay: config.replay, accepts: () => true, gate, counters, logger })
       replayer.on('progress', ({ replayed, pending }) => say(`replayed ${replayed}, ${pending} pending`))
       const drained = await replayer.run()
       if (drained || stopped) break

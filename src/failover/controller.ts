@@ -134,7 +134,7 @@ export class FailoverController implements Forwarding {
       whenQuiet: () => this.whenQuiet(),
       caughtUp: () => { if (index === 0) this.gateClosed = true }
     }
-    const replayer = new Replayer(this.host.healths[index], this.pendingStore, this.replay, accepts, gate, this.counters, this.host.logger)
+    const replayer = new Replayer({ health: this.host.healths[index], store: this.pendingStore, replay: this.replay, accepts, gate, counters: this.counters, logger: this.host.logger })
     this.replayer = replayer
     replayer.on('progress', (progress) => {
       this.host.logger.info({ broker: this.host.healths[index].endpoint.name, ...progress }, 'replay progress')
