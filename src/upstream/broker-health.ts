@@ -12,10 +12,10 @@ export interface BrokerHealthEvents {
 /**
  * The tier's own link to one broker, with a short keepalive, independent of
  * terminals' keepalives: a crash (TCP reset/close) is noticed at once, a
- * frozen broker once a PINGREQ stays unanswered for a keepalive (the
- * keepalive wheel pings after half a keepalive of silence at 1 s: see
- * keepalive.ts). A CONNACK that refuses the health link still proves the
- * broker is alive.
+ * frozen broker once a PINGREQ stays unanswered for a keepalive (keepalive.ts
+ * pings after a keepalive less one 500 ms tick of silence): 1 to 1.5 s at the
+ * default 1 s. A CONNACK that refuses the health link still proves the broker
+ * is alive.
  */
 export class BrokerHealth extends EventEmitter<BrokerHealthEvents> {
   state: BrokerState = 'unknown'
