@@ -105,6 +105,16 @@ t.test('health link: a broker that never sends CONNACK is down after 1.5 × keep
   t.ok(waited >= 1400 && waited < 3000, `down after ${Math.round(waited)} ms (1.5 × keepalive: 1500 ms)`)
 })
 
+t.test('health link: a CONNECT that MQTT 3.1.1 forbids (a password without a user name) is down with why, not a crash', async (t) => {
+  const seen = connectsTo('')
+  const broker = await startAedes(t, { aedes: { preConnect: seen.preConnect } })
+  const link = startHealth(t, { url: broker.url, password: 'no-user' }, { reconnectPeriodMs: 100 })
+  const down = once(link, 'down')
+  link.start()
+  t.same(await down, ['Username is required to use password'], '[MQTT-3.1.2-22]: the reason, not a crash')
+  t.equal(seen.packets.length, 0, 'nothing reached the broker')
+})
+
 t.test('health link: lost → down with the reason, suspect → down at once and the link ends, each time up again after reconnectPeriodMs', async (t) => {
   const broker = await startAedes(t)
   const link = startHealth(t, { url: broker.url }, { keepaliveSeconds: 5, reconnectPeriodMs: 100 })

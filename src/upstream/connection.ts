@@ -141,9 +141,19 @@ export class UpstreamConnection implements KeepaliveTarget {
 
   /** Sends CONNECT; settles on CONNACK, or when the connection fails or the connect timeout passes. */
   open (): Promise<ConnectOutcome> {
-    this.writer.write(generate(this.connectPacket, this.writeOptions))
+    const opened = new Promise<ConnectOutcome>((resolve) => { this.opened = resolve })
+    let connect: Buffer
+    try {
+      connect = generate(this.connectPacket, this.writeOptions)
+    } catch (err) {
+      // A CONNECT the protocol forbids, e.g. a password without a user name in MQTT 3.1.1
+      // [MQTT-3.1.2-22]: this connection fails with the reason, the process goes on.
+      this.fail((err as Error).message)
+      return opened
+    }
+    this.writer.write(connect)
     this.connectTimer = setTimeout(() => this.fail('no CONNACK in time'), this.options.connectTimeoutMs ?? this.endpoint.health.connectTimeoutMs)
-    return new Promise((resolve) => { this.opened = resolve })
+    return opened
   }
 
   publish (message: UpstreamPublish): void {
