@@ -83,7 +83,7 @@ t.test('Broker1 frozen with SIGSTOP: detected within the health bound, nothing l
   })
   await thawed
   await settled(tier, () => terminal.publishAsync('control', 'c', { qos: 1 }), atBroker1)
-  // keepalive 1 s: mqtt.js pings after 1 s of silence and gives up at 1.5 s.
+  // keepalive 1 s: the health link pings after 0.5 s of silence and gives up 1 s after an unanswered ping.
   t.ok(detectedAfter > 0 && detectedAfter <= 2500, `frozen Broker1 detected after ${detectedAfter} ms (bound 2500 ms)`)
   const got = atBroker1.sequences('stream/')
   t.same(missing(acked, got), [], '0 acked messages lost')

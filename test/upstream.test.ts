@@ -8,7 +8,7 @@ import net from 'node:net'
 import type { Client, PublishPacket } from 'aedes'
 import { Aedes } from 'aedes'
 import { connect } from 'mqtt'
-import { type IPublishPacket, type Packet, parser } from 'mqtt-packet'
+import type { IPublishPacket } from 'mqtt-packet'
 import t, { type Test } from 'tap'
 import { createWebSocketStream, WebSocketServer } from 'ws'
 import { brokerSchema, healthSchema } from '../src/config/schema.js'
@@ -18,10 +18,10 @@ import { holding, nextEvent, pingedAt, settlesWithin, within } from './support/o
 import { startAedes } from './support/aedes-broker.js'
 import { connectClient } from './support/client.js'
 import { startMosquitto } from './support/mosquitto.js'
-import { startRelay } from './support/relay.js'
 import { record } from './support/recorder.js'
 import { publishStream } from './support/stream.js'
 import { startTier } from './support/tier.js'
+import { startWindowProbe } from './support/window-probe.js'
 import { coreOf } from '../src/plugin.js'
 
 const upTo = (count: number): number[] => Array.from({ length: count }, (_, i) => i)
@@ -130,36 +130,6 @@ t.test('PINGRESP timeout: a connection to a frozen broker closes within about tw
   t.notOk(connection.online)
   t.comment(`closed ${Math.round(performance.now() - stoppedAt)} ms after SIGSTOP`)
 })
-
-/**
- * A TCP relay that reads both directions of every connection with
- * mqtt-packet, for what the tier's MQTT 5 sessions do at the packet level:
- * per client id, the CONNACK's receive maximum, and the most QoS 1/2
- * publishes that were ever unacknowledged at once.
- */
-async function startWindowProbe (t: Test, targetPort: number): Promise<{ url: string, receiveMaximum: Map<string, number | undefined>, maxOutstanding: Map<string, number> }> {
-  const receiveMaximum = new Map<string, number | undefined>()
-  const maxOutstanding = new Map<string, number>()
-  const relay = await startRelay(t, targetPort, () => {
-    let clientId = ''
-    const outstanding = new Set<number>()
-    const fromClient = parser({ protocolVersion: 5 })
-    const fromBroker = parser({ protocolVersion: 5 })
-    fromClient.on('packet', (packet: Packet) => {
-      if (packet.cmd === 'connect') clientId = packet.clientId
-      if (packet.cmd === 'publish' && packet.qos > 0) {
-        outstanding.add(packet.messageId!)
-        maxOutstanding.set(clientId, Math.max(maxOutstanding.get(clientId) ?? 0, outstanding.size))
-      }
-    })
-    fromBroker.on('packet', (packet: Packet) => {
-      if (packet.cmd === 'connack') receiveMaximum.set(clientId, packet.properties?.receiveMaximum)
-      if (packet.cmd === 'puback' || packet.cmd === 'pubcomp') outstanding.delete(packet.messageId!)
-    })
-    return (towardsBroker, chunk) => (towardsBroker ? fromClient : fromBroker).parse(chunk)
-  })
-  return { url: relay.url, receiveMaximum, maxOutstanding }
-}
 
 t.test('MQTT 5 receive maximum: 300 QoS 1 publishes go to Broker1 two at a time, complete and in order', async (t) => {
   const b1 = await startMosquitto(t, { maxInflightMessages: 2 })

@@ -1,16 +1,13 @@
 import { EventEmitter } from 'node:events'
-import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { IClientPublishOptions, MqttClient } from 'mqtt'
 import type { Logger } from '../logger.js'
 import type { TierCounters } from '../state.js'
 import type { PendingStore, StoredMessage } from '../store/index.js'
-import type { BrokerEndpoint } from '../upstream/broker-endpoint.js'
-import { MESSAGE_ID_PROPERTY } from '../mqtt/protocol.js'
 import type { BrokerHealth } from '../upstream/broker-health.js'
+import { type ConnectionOwner, type ConnectOutcome, serviceOwner, UpstreamConnection, type UpstreamPublish } from '../upstream/connection.js'
 
 export interface ReplayOptions {
-  /** QoS 1/2 publishes in flight at once (mqtt.js has no window of its own). */
+  /** Publishes in flight at once: written but not yet acked (QoS 1/2) or taken by the socket (QoS 0). */
   window: number
   /** Messages per second; 0 = as fast as the broker acks. */
   ratePerSecond: number
@@ -31,7 +28,8 @@ export interface ReplayGate {
   caughtUp: () => void
 }
 
-export interface ReplayerOptions {
+export interface ReplayerParts {
+  /** The health link of the broker replayed to: its endpoint, and whom to tell when acks time out. */
   health: BrokerHealth
   store: PendingStore
   replay: ReplayOptions
@@ -56,15 +54,15 @@ const PROGRESS_INTERVAL_MS = 1000
  */
 export class Replayer extends EventEmitter<ReplayerEvents> {
   replayed = 0
-  private client: MqttClient | undefined
-  private inflight = 0
+  private connection: UpstreamConnection | undefined
+  /** Written and not yet acked, with the store entry each one is. */
+  private readonly inflight = new Map<UpstreamPublish, StoredMessage>()
   /** Acked entries whose delete is not committed yet: a drained replay leaves the store empty. */
   private deleting = 0
   private lastAckAt = 0
   private stopped = false
   private wake: (() => void) | undefined
   private lastProgressAt = 0
-
   private readonly health: BrokerHealth
   private readonly store: PendingStore
   private readonly options: ReplayOptions
@@ -72,8 +70,12 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
   private readonly gate: ReplayGate
   private readonly counters: TierCounters
   private readonly logger: Logger
+  private readonly owner: ConnectionOwner = serviceOwner({
+    published: (message) => this.acked(message),
+    closed: (connection, wasOnline) => this.onClosed(connection, wasOnline)
+  })
 
-  constructor ({ health, store, replay, accepts, gate, counters, logger }: ReplayerOptions) {
+  constructor ({ health, store, replay, accepts, gate, counters, logger }: ReplayerParts) {
     super()
     this.health = health
     this.store = store
@@ -86,19 +88,20 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
 
   /** Resolves true once everything it accepts was acked and nothing is left, false if interrupted. */
   async run (): Promise<boolean> {
-    const client = await this.connect()
-    if (client === undefined) return false
+    const connection = await this.connect()
+    if (connection === undefined) return false
     const watchdog = setInterval(() => this.checkAcks(), this.health.endpoint.health.ackTimeoutMs / 2)
     try {
-      return await this.stream(client)
+      return await this.stream(connection)
     } finally {
       clearInterval(watchdog)
-      this.client = undefined
-      client.end(!client.connected)
+      this.connection = undefined
+      // Drained: DISCONNECT after the last acks. Interrupted: `stop` already dropped it.
+      void connection.close(true)
     }
   }
 
-  private async stream (client: MqttClient): Promise<boolean> {
+  private async stream (connection: UpstreamConnection): Promise<boolean> {
     const pageSize = Math.max(this.options.window * 4, 256)
     const started = Date.now()
     let lastSeq = 0
@@ -119,36 +122,45 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
       for (const message of page) {
         lastSeq = message.seq
         if (!this.accepts(message)) continue
-        while (this.inflight >= this.options.window && !this.stopped) await this.waitForAck()
+        while (this.inflight.size >= this.options.window && !this.stopped) await this.waitForAck()
         if (this.stopped) return false
         if (this.options.ratePerSecond > 0) {
           const due = started + (sent / this.options.ratePerSecond) * 1000 - Date.now()
           if (due > 0) await sleep(due)
         }
         sent++
-        this.publish(client, message)
+        this.publish(connection, message)
       }
     }
   }
 
-  private publish (client: MqttClient, message: StoredMessage): void {
-    if (this.inflight++ === 0) this.lastAckAt = Date.now()
-    client.publish(message.topic, message.payload, publishOptions(this.health.endpoint, message.qos, message.retain, message.id), (error) => {
-      if (error != null) return // the connection is gone: the entry stays and is replayed again
-      this.inflight--
-      this.replayed++
-      this.counters.replayed++
-      this.lastAckAt = Date.now()
-      this.deleting++
-      this.store.delete(message.seq)
-        .catch((err: Error) => this.logger.error({ err, seq: message.seq }, 'pending store delete failed'))
-        .finally(() => {
-          this.deleting--
-          this.wake?.()
-        })
-      this.reportProgress()
-      this.wake?.()
-    })
+  /** The tier's message id travels as a user property where the broker speaks MQTT 5 (see Deduplicator). */
+  private publish (connection: UpstreamConnection, message: StoredMessage): void {
+    if (this.inflight.size === 0) this.lastAckAt = Date.now()
+    const upstream: UpstreamPublish = { topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, id: message.id }
+    this.inflight.set(upstream, message)
+    connection.publish(upstream)
+  }
+
+  /** Acked by the broker (QoS 1 PUBACK, QoS 2 PUBCOMP), or for QoS 0 taken by the socket: the entry goes. */
+  private acked (upstream: UpstreamPublish): void {
+    const message = this.inflight.get(upstream)
+    if (message === undefined) return
+    this.inflight.delete(upstream)
+    // QoS 0 is reported as well when it was lost with the connection: then it stays for the next replay.
+    if (this.connection?.online !== true) return
+    this.replayed++
+    this.counters.replayed++
+    this.lastAckAt = Date.now()
+    this.deleting++
+    this.store.delete(message.seq)
+      .catch((err: Error) => this.logger.error({ err, seq: message.seq }, 'pending store delete failed'))
+      .finally(() => {
+        this.deleting--
+        this.wake?.()
+      })
+    this.reportProgress()
+    this.wake?.()
   }
 
   private reportProgress (): void {
@@ -168,54 +180,44 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
   }
 
   private async drainInflight (): Promise<void> {
-    while ((this.inflight > 0 || this.deleting > 0) && !this.stopped) await this.waitForAck()
+    while ((this.inflight.size > 0 || this.deleting > 0) && !this.stopped) await this.waitForAck()
   }
 
   /** A broker that takes a publish but never acks it is suspect: the replay stops and the broker is marked down. */
   private checkAcks (): void {
-    if (this.inflight === 0 || Date.now() - this.lastAckAt < this.health.endpoint.health.ackTimeoutMs) return
-    this.logger.warn({ broker: this.health.endpoint.name, inflight: this.inflight }, 'replay acks timed out')
+    if (this.inflight.size === 0 || Date.now() - this.lastAckAt < this.health.endpoint.health.ackTimeoutMs) return
+    this.logger.warn({ broker: this.health.endpoint.name, inflight: this.inflight.size }, 'replay acks timed out')
     this.health.suspect('replay acks timed out')
     this.stop()
   }
 
-  private connect (): Promise<MqttClient | undefined> {
+  private async connect (): Promise<UpstreamConnection | undefined> {
     const { endpoint } = this.health
-    const { options } = endpoint
-    const client = endpoint.connectService({
-      clientId: `${options.clientIdPrefix}dual-broker-replay-${randomBytes(4).toString('hex')}`,
-      clean: true,
-      keepalive: endpoint.health.keepaliveSeconds,
-      ...endpoint.serviceCredentials
+    // QoS 2 entries go at PUBCOMP: nothing resends what a broker PUBRECed before the session ended.
+    const connection = new UpstreamConnection(this.owner, endpoint, endpoint.serviceConnect('replay'), {
+      localAddress: endpoint.serviceAddress,
+      qos2SafeAtPubcomp: true
     })
-    this.client = client
-    client.on('error', (err) => this.logger.warn({ broker: endpoint.name, err: err.message }, 'replay session error'))
-    client.on('close', () => this.stop())
-    return new Promise((resolve) => {
-      client.once('connect', () => {
-        noDelay(client)
-        resolve(client)
-      })
-      client.once('close', () => resolve(undefined))
-    })
+    this.connection = connection
+    const outcome = await connection.open()
+    if (outcome.kind === 'accepted' && connection.online) return connection
+    if (outcome.kind !== 'accepted' && !this.stopped) this.logger.warn({ broker: endpoint.name, err: describe(outcome) }, 'replay session error')
+    return undefined
+  }
+
+  private onClosed (connection: UpstreamConnection, wasOnline: boolean): void {
+    if (wasOnline && !this.stopped) this.logger.warn({ broker: this.health.endpoint.name, err: connection.closeReason }, 'replay session error')
+    this.stop()
   }
 
   stop (): void {
     if (this.stopped) return
     this.stopped = true
     this.wake?.()
-    this.client?.end(true)
+    void this.connection?.abort('replay stopped')
   }
 }
 
-/** The tier's message id travels as a user property where the broker speaks MQTT 5 (see Deduplicator). */
-function publishOptions (endpoint: BrokerEndpoint, qos: 0 | 1 | 2, retain: boolean, id: string | undefined): IClientPublishOptions {
-  if (id === undefined || endpoint.options.protocolVersion !== 5) return { qos, retain }
-  return { qos, retain, properties: { userProperties: { [MESSAGE_ID_PROPERTY]: id } } }
-}
-
-/** Replayed publishes are small writes: see listeners.ts on Nagle's algorithm. */
-function noDelay (client: MqttClient): void {
-  const socket = client.stream as { setNoDelay?: (noDelay: boolean) => void } | undefined
-  socket?.setNoDelay?.(true)
+function describe (outcome: Exclude<ConnectOutcome, { kind: 'accepted' }>): string {
+  return outcome.kind === 'refused' ? `connection refused: return code ${outcome.returnCode}` : outcome.reason
 }

@@ -1,9 +1,10 @@
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import mqtt, { type IClientOptions, MqttClient } from 'mqtt'
+import type { IConnectPacket } from 'mqtt-packet'
 import type { BrokerOptions, HealthOptions } from '../config/schema.js'
 import type { BrokerName } from '../events.js'
 import { SourceAddresses } from './source-addresses.js'
-import { openTransport, type TlsMaterial, withoutCredentials } from './transport.js'
+import { type TlsMaterial, withoutCredentials } from './transport.js'
 
 
 /**
@@ -29,36 +30,33 @@ export class BrokerEndpoint {
     }
   }
 
-  /** mqtt.js options of the tier's own sessions (health link, replay): the tier reconnects them itself. */
-  clientOptions (overrides: IClientOptions): IClientOptions {
+  /**
+   * The CONNECT of one of the tier's own sessions (health link, replay): a fresh client id each
+   * time, a clean session, the health keepalive, and the service credentials
+   * (`service.username`/`password`, else the broker's own).
+   */
+  serviceConnect (role: 'health' | 'replay'): IConnectPacket {
+    const { protocolVersion, clientIdPrefix, service, username, password } = this.options
+    const user = service?.username ?? username
+    const pass = service?.password ?? password
     return {
-      protocolVersion: this.options.protocolVersion,
-      connectTimeout: this.health.connectTimeoutMs,
-      reconnectPeriod: 0,
-      resubscribe: false,
-      queueQoSZero: false,
-      ...this.tlsMaterial,
-      ...overrides
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion,
+      clientId: `${clientIdPrefix}dual-broker-${role}-${randomBytes(4).toString('hex')}`,
+      clean: true,
+      keepalive: this.health.keepaliveSeconds,
+      ...(user !== undefined && { username: user }),
+      ...(pass !== undefined && { password: Buffer.from(pass) })
     }
   }
 
   /**
-   * An mqtt.js client for one of the tier's own sessions (health link, replay). With a pool of
-   * source addresses it connects from the first, so that it takes the terminals' route to the broker.
+   * Where the tier's own sessions connect from: with a pool of source addresses the first, so
+   * that they take the terminals' route to the broker; else the system chooses.
    */
-  connectService (overrides: IClientOptions): MqttClient {
-    const options = this.clientOptions(overrides)
-    const first = this.options.localAddresses?.[0]
-    if (first === undefined) return mqtt.connect(this.url, options)
-    return new MqttClient(() => openTransport(this.address, this.tlsMaterial, first), options)
-  }
-
-  /** Credentials of the tier's own sessions (health link, replay). */
-  get serviceCredentials (): Pick<IClientOptions, 'username' | 'password'> {
-    const { service, username, password } = this.options
-    const user = service?.username ?? username
-    const pass = service?.password ?? password
-    return { ...(user !== undefined && { username: user }), ...(pass !== undefined && { password: pass }) }
+  get serviceAddress (): string | undefined {
+    return this.options.localAddresses?.[0]
   }
 
   /** The URL without credentials, for logs. */

@@ -30,7 +30,7 @@ export type ConnectOutcome =
 /** The granted QoS per topic filter; FAILURE (0x80) = refused. */
 export interface Grant { topic: string, qos: number }
 
-/** Who hears what happens on a connection: the terminal's session. */
+/** Who hears what happens on a connection: the terminal's session, or one of the tier's own sessions. */
 export interface ConnectionOwner {
   /** QoS 1/2: the broker acked (or refused, MQTT 5) the message. QoS 0: written, or lost with the connection. */
   published: (message: UpstreamPublish) => void
@@ -41,6 +41,32 @@ export interface ConnectionOwner {
   /** Closed; `wasOnline` unless it never got its CONNACK or was closed by `close`. */
   closed: (connection: UpstreamConnection, wasOnline: boolean) => void
 }
+
+/** How one connection differs from a terminal's (the defaults): for the tier's own sessions. */
+export interface ConnectionOptions {
+  /** How long `open` waits for the CONNACK; default `health.connectTimeoutMs`. */
+  connectTimeoutMs?: number
+  /** The socket's source address, instead of one from the endpoint's pool (`broker*.localAddresses`); undefined: from the pool. */
+  localAddress?: string
+  /**
+   * QoS 2 is reported safe at PUBCOMP, not at PUBREC: for a session with no resend window behind
+   * it (the replay). A broker that releases QoS 2 on PUBREL (mosquitto) drops a message whose
+   * PUBREL it never read when a clean session ends [MQTT-3.1.2-6].
+   */
+  qos2SafeAtPubcomp?: boolean
+}
+
+/**
+ * The owner of one of the tier's own sessions (health link, replay): they subscribe to nothing,
+ * so nothing is delivered to them.
+ */
+export function serviceOwner (owner: Pick<ConnectionOwner, 'published' | 'closed'>): ConnectionOwner {
+  return { published: owner.published, closed: owner.closed, deliver: ignore, released: ignore }
+}
+
+function ignore (): void {}
+
+const TERMINAL: ConnectionOptions = {}
 
 const DISCONNECT = Buffer.from([0xe0, 0x00]) // [MQTT-3.14.1]: remaining length 0; valid in 3.1.1 and 5
 const PINGREQ = Buffer.from([0xc0, 0x00]) // [MQTT-3.12.1]
@@ -67,10 +93,12 @@ export class UpstreamConnection implements KeepaliveTarget {
   private readonly writeOptions: { protocolVersion: 4 | 5 }
   private opened: ((outcome: ConnectOutcome) => void) | undefined
   private connectTimer: NodeJS.Timeout | undefined
-  private closeReason = 'connection closed'
+  /** Why it closed: the last socket error (a certificate that does not verify, a reset), a timeout. */
+  closeReason = 'connection closed'
   private sourcePorts = false
-  /** The source address taken from the broker's pool, if it has one. */
+  /** The socket's source address: taken from the broker's pool, if it has one, unless the options name one. */
   private readonly localAddress: string | undefined
+  private readonly pooled: boolean
   private nextPacketId = 0
   private receiveMaximum = MAX_PACKET_ID
   /** QoS 1/2 publishes awaiting their ack, by packet identifier. */
@@ -84,14 +112,16 @@ export class UpstreamConnection implements KeepaliveTarget {
   constructor (
     private readonly owner: ConnectionOwner,
     readonly endpoint: BrokerEndpoint,
-    private readonly connectPacket: IConnectPacket
+    private readonly connectPacket: IConnectPacket,
+    private readonly options: ConnectionOptions = TERMINAL
   ) {
     const { protocolVersion } = endpoint.options
     this.writeOptions = { protocolVersion }
     this.parser = parser({ protocolVersion })
     this.parser.on('packet', (packet) => this.onPacket(packet))
     this.parser.on('error', (error: Error) => this.fail(`bad packet from broker: ${error.message}`))
-    this.localAddress = endpoint.sources?.take()
+    this.pooled = options.localAddress === undefined && endpoint.sources !== undefined
+    this.localAddress = options.localAddress ?? endpoint.sources?.take()
     this.socket = openTransport(endpoint.address, endpoint.tlsMaterial, this.localAddress)
     this.socket.on('data', (chunk: Buffer) => this.parser.parse(chunk))
     this.writer = new PacketWriter(this.socket, (message) => this.owner.published(message))
@@ -108,11 +138,21 @@ export class UpstreamConnection implements KeepaliveTarget {
     return this.connectPacket.keepalive ?? 0
   }
 
-  /** Sends CONNECT; settles on CONNACK, or when the connection fails or `health.connectTimeoutMs` passes. */
+  /** Sends CONNECT; settles on CONNACK, or when the connection fails or the connect timeout passes. */
   open (): Promise<ConnectOutcome> {
-    this.writer.write(generate(this.connectPacket, this.writeOptions))
-    this.connectTimer = setTimeout(() => this.fail('no CONNACK in time'), this.endpoint.health.connectTimeoutMs)
-    return new Promise((resolve) => { this.opened = resolve })
+    const opened = new Promise<ConnectOutcome>((resolve) => { this.opened = resolve })
+    let connect: Buffer
+    try {
+      connect = generate(this.connectPacket, this.writeOptions)
+    } catch (err) {
+      // A CONNECT the protocol forbids, e.g. a password without a user name in MQTT 3.1.1
+      // [MQTT-3.1.2-22]: this connection fails with the reason, the process goes on.
+      this.fail((err as Error).message)
+      return opened
+    }
+    this.writer.write(connect)
+    this.connectTimer = setTimeout(() => this.fail('no CONNACK in time'), this.options.connectTimeoutMs ?? this.endpoint.health.connectTimeoutMs)
+    return opened
   }
 
   publish (message: UpstreamPublish): void {
@@ -205,6 +245,17 @@ export class UpstreamConnection implements KeepaliveTarget {
     return closed
   }
 
+  /**
+   * Drops the connection at once: no DISCONNECT, no grace for a broker that may be frozen.
+   * `closeReason` becomes `reason`; resolves once the socket is closed.
+   */
+  abort (reason: string): Promise<void> {
+    if (this.socket.closed) return Promise.resolve()
+    const closed = new Promise<void>((resolve) => this.socket.once('close', resolve))
+    this.fail(reason)
+    return closed
+  }
+
   expire (): void {
     this.fail('no PINGRESP within the keepalive')
   }
@@ -285,11 +336,12 @@ export class UpstreamConnection implements KeepaliveTarget {
     if (message === undefined || this.releasing?.has(messageId) === true) return
     this.releasing ??= new Set()
     this.releasing.add(messageId)
-    this.owner.published(message)
+    if (this.options.qos2SafeAtPubcomp !== true) this.owner.published(message)
   }
 
   private completed (messageId: number): void {
     if (this.releasing?.delete(messageId) !== true) return this.acked(messageId)
+    if (this.options.qos2SafeAtPubcomp === true) this.owner.published(this.sent.get(messageId)!)
     this.sent.delete(messageId)
     if (this.held.length > 0) this.publish(this.held.shift()!)
   }
@@ -303,7 +355,7 @@ export class UpstreamConnection implements KeepaliveTarget {
   private onClose (): void {
     clearTimeout(this.connectTimer)
     keepalives.delete(this)
-    if (this.localAddress !== undefined) this.endpoint.sources!.release(this.localAddress)
+    if (this.pooled) this.endpoint.sources!.release(this.localAddress!)
     const wasOnline = this.online
     this.online = false
     this.settleOpen({ kind: 'unreachable', reason: this.closeReason, ...(this.sourcePorts && { sourcePorts: true }) })
