@@ -30,7 +30,8 @@ t.test('the packed tarball installs offline, its bin runs the demo, and every ex
   const packed = JSON.parse((await npm(['pack', '--json', '--pack-destination', work], clone)).stdout) as Array<{ filename: string, files: Array<{ path: string }> }>
   const files = packed[0]!.files.map((f) => f.path)
   for (const wanted of ['dist/src/cli.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/plugins/metrics.js', 'dist/plugins/status/index.js',
-    'dist/plugins/sys-topics.js', 'LICENSE', 'README.md', 'CHANGELOG.md', 'docs/status-page.png', 'examples/policies.yaml',
+    'dist/plugins/sys-topics.js', 'dist/src/server.js', 'dist/src/server.d.ts', 'LICENSE', 'README.md', 'CHANGELOG.md', 'docs/status-page.png',
+    'docs/ARCHITECTURE.md', 'examples/policies.yaml', 'examples/custom-broker-build.ts',
     'examples/aedes-dual-broker.service', 'examples/grafana-dashboard.json', 'deploy/kubernetes/statefulset.yaml', 'deploy/Dockerfile']) {
     t.ok(files.includes(wanted), `ships ${wanted}`)
   }
