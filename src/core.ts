@@ -31,6 +31,7 @@ import { TerminalSession } from './terminal/session.js'
 import { BrokerEndpoint } from './upstream/broker-endpoint.js'
 import { BrokerHealth } from './upstream/broker-health.js'
 import { MessageIds } from './upstream/message-ids.js'
+import { written } from './upstream/packet-writer.js'
 import type { TerminalIdentity } from './upstream/upstream-link.js'
 
 export class TierCore {
@@ -207,7 +208,7 @@ export class TierCore {
     let timer: NodeJS.Timeout | undefined
     const timedOut = new Promise<false>((resolve) => { timer = setTimeout(resolve, timeoutMs, false) })
     const safe = Promise.all(sessions.map((session) => session.outbox.whenEmpty()))
-      .then(() => Promise.all(sessions.map((session) => acksWritten(session.client))))
+      .then(() => Promise.all(sessions.map((session) => written(session.client.conn))))
       .then(() => true)
     const drained = await Promise.race([safe, timedOut])
     clearTimeout(timer)
@@ -226,17 +227,3 @@ export class TierCore {
   }
 }
 
-/**
- * The acks that became safe last are still in the terminal's socket: corked
- * until the end of the turn (see `corkForTurn`), or buffered. A node that
- * stops must not destroy the socket before they left.
- */
-async function acksWritten (client: Client): Promise<void> {
-  await new Promise((resolve) => setImmediate(resolve))
-  const conn = client.conn
-  if (conn.destroyed || conn.writableLength === 0) return
-  await new Promise((resolve) => {
-    conn.once('drain', resolve)
-    conn.once('close', resolve)
-  })
-}

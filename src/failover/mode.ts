@@ -57,7 +57,7 @@ export class ModeMachine {
 
   /** Closed when the replay to Broker1 caught up: new publishes wait in memory instead of entering the store. */
   private storeGate (open: boolean): void {
-    this.options.table.storeOpen = this.options.sink !== undefined && open
+    this.options.table.storeOpen = this.options.table.hasStore && open
   }
 
   /** Called once both brokers have a first verdict: a backlog found at start is replayed once Broker1 is up. */

@@ -36,7 +36,7 @@ class Admission {
 class PublishAdmissions {
   private readonly queue: Admission[] = []
 
-  constructor (private readonly ports: PublishPorts, private readonly client: Client) {}
+  constructor (private readonly session: TerminalSession, private readonly messageIds: PublishPorts['messageIds']) {}
 
   admit (packet: PublishPacket, done: Callback): Admission {
     const admission = new Admission(packet, done)
@@ -50,7 +50,7 @@ class PublishAdmissions {
     while (this.queue.length > 0 && this.queue[0]!.decided) {
       const head = this.queue.shift()!
       if (head.error != null) head.done(head.error)
-      else forward(this.ports, this.client, head.packet, head.done)
+      else forward(this.session, this.messageIds, head.packet, head.done)
     }
   }
 }
@@ -59,16 +59,17 @@ const TOPIC_TOO_LONG = new DualBrokerError('DUALBROKER_ERR_TOPIC_TOO_LONG', 'top
 const NO_SESSION = new DualBrokerError('DUALBROKER_ERR_NO_SESSION', 'terminal has no upstream session')
 
 export function authorizePublish (ports: PublishPorts, theirs: AuthorizePublishHook): AuthorizePublishHook {
-  const admissions = new WeakMap<TerminalSession, PublishAdmissions>()
+  // By client: one lookup per publish; a client has one session for its whole connection.
+  const admissions = new WeakMap<Client, PublishAdmissions>()
   return (client, packet, done) => {
     if (client === null) return theirs(client, packet, done)
     if (ports.caps.refusesTopic(client, packet.topic)) return done(TOPIC_TOO_LONG) // limits.maxTopicLength: Aedes closes the connection
-    const session = ports.sessions.get(client)
-    if (session === undefined) return done(NO_SESSION)
-    let queue = admissions.get(session)
+    let queue = admissions.get(client)
     if (queue === undefined) {
-      queue = new PublishAdmissions(ports, client)
-      admissions.set(session, queue)
+      const session = ports.sessions.get(client)
+      if (session === undefined) return done(NO_SESSION)
+      queue = new PublishAdmissions(session, ports.messageIds)
+      admissions.set(client, queue)
     }
     const admission = queue.admit(packet, done)
     theirs(client, packet, (error) => queue.decide(admission, error))
@@ -76,23 +77,24 @@ export function authorizePublish (ports: PublishPorts, theirs: AuthorizePublishH
 }
 
 /** Routes one admitted publish upstream, through the terminal's outbox; `done` acknowledges it to the terminal. */
-function forward ({ sessions, messageIds }: PublishPorts, client: Client, packet: PublishPacket, done: Callback): void {
-  const session = sessions.get(client)
-  if (session === undefined) return done(NO_SESSION)
+function forward (session: TerminalSession, messageIds: PublishPorts['messageIds'], packet: PublishPacket, done: Callback): void {
+  if (session.ended) return done(NO_SESSION)
   if (typeof packet.payload === 'string') packet.payload = Buffer.from(packet.payload)
   const content = packet as PublishPacket & { payload: Buffer }
   const { qos } = content
-  if (qos === 0) return session.outbox.send(new OutgoingPublish(content, client.id, messageIds?.next(), done))
-  const { topic, payload, retain, messageId } = content
-  let acknowledge = ackWhenSafe(session, messageId!, qos === 1 ? 'puback' : 'pubrec')
+  const clientId = session.client.id
+  if (qos === 0) return session.outbox.send(new OutgoingPublish(content, clientId, messageIds?.next(), done))
+  const messageId = content.messageId!
+  // Made before the QoS is taken over below: the message keeps the terminal's QoS.
+  const message = new OutgoingPublish(content, clientId, messageIds?.next(), ackWhenSafe(session, messageId, qos === 1 ? 'puback' : 'pubrec'))
   takeOverPublishAck(packet) // read by Aedes as soon as `done` is called: it writes no ack and routes nothing (src/aedes/)
   session.flow.admit(done)
   if (qos === 2) {
-    const whenSafe = session.qos2.begin(messageId!, acknowledge)
+    const whenSafe = session.qos2.begin(messageId, message.acknowledge)
     if (whenSafe === undefined) return // a resend [MQTT-4.3.3-2]: its PUBREC goes once the first is safe; sent nowhere
-    acknowledge = whenSafe
+    message.acknowledge = whenSafe
   }
-  session.outbox.send(new OutgoingPublish({ topic, payload, qos, retain }, client.id, messageIds?.next(), acknowledge))
+  session.outbox.send(message)
 }
 
 function ackWhenSafe (session: TerminalSession, messageId: number, ack: 'puback' | 'pubrec'): Callback {

@@ -56,7 +56,8 @@ export class OutgoingPublish implements UpstreamPublish {
     readonly clientId: string,
     /** The tier's id of this message (see Deduplicator), or undefined when no upstream speaks MQTT 5. */
     readonly id: string | undefined,
-    private readonly acknowledge: Acknowledge
+    /** The terminal's ack; a QoS 2 publish's is wrapped by its exchange (terminal/qos2-exchanges.ts). */
+    public acknowledge: Acknowledge
   ) {
     this.topic = content.topic
     this.payload = content.payload

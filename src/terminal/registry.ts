@@ -89,13 +89,6 @@ export class SessionRegistry {
     }
   }
 
-  /** Publishes not yet safe, over all terminals. */
-  get unsafe (): number {
-    let count = 0
-    for (const session of this.byClient.values()) count += session.outbox.size
-    return count
-  }
-
   /** Ends every session (the tier is closing) and forgets them all. */
   async closeAll (): Promise<void> {
     await Promise.all([...this.byClient.values()].map((session) => session.close(true)))

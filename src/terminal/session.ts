@@ -44,7 +44,7 @@ export class TerminalSession implements LinkOwner, RelayLinks {
   /** A connection with the same client id is being opened upstream: hold reconnects. */
   private yielding = false
   private closed = false
-  private ended: Promise<void> = Promise.resolve()
+  private closing: Promise<void> = Promise.resolve()
   private readonly retryTimers = new Set<NodeJS.Timeout>()
   private readonly relay: DeliveryRelay
   /** The filters subscribed in this turn, sent together at its end. */
@@ -69,6 +69,11 @@ export class TerminalSession implements LinkOwner, RelayLinks {
     const link = (index: 0 | 1): UpstreamLink => new UpstreamLink({ endpoint: healths[index].endpoint, index, identity, owner: this, acks: this.outbox })
     this.links = [link(0), link(1)]
     this.outbox.routeTo(this.links)
+  }
+
+  /** The terminal is gone (or the tier closing): it takes no more publishes. */
+  get ended (): boolean {
+    return this.closed
   }
 
   /** Opens both sessions at once; a broker known down is skipped (it is brought in line when back). */
@@ -216,14 +221,14 @@ export class TerminalSession implements LinkOwner, RelayLinks {
    * Resolves once both brokers closed their side (see UpstreamConnection.close).
    */
   close (graceful: boolean): Promise<void> {
-    if (this.closed) return this.ended
+    if (this.closed) return this.closing
     this.closed = true
     for (const timer of this.retryTimers) clearTimeout(timer)
     this.retryTimers.clear()
     this.outbox.clear()
     this.relay.clear()
     const willAt = graceful ? undefined : this.links.find((link) => link.online)
-    this.ended = Promise.all(this.links.map((link) => link.end(link !== willAt))).then(() => {})
-    return this.ended
+    this.closing = Promise.all(this.links.map((link) => link.end(link !== willAt))).then(() => {})
+    return this.closing
   }
 }

@@ -65,6 +65,20 @@ export function corkForTurn (stream: Corkable): void {
 
 interface Corkable { cork: () => void, uncork: () => void, writableCorked: number }
 
+/**
+ * Resolves once what was written to `stream` left it: the turn `corkForTurn`
+ * held it for is over, and the stream's own buffer drained (or it closed).
+ * A node that stops must not destroy a socket before its last acks left.
+ */
+export async function written (stream: Duplex): Promise<void> {
+  while (stream.writableCorked > 0 && !stream.destroyed) await new Promise((resolve) => setImmediate(resolve))
+  if (stream.destroyed || stream.writableLength === 0) return
+  await new Promise((resolve) => {
+    stream.once('drain', resolve)
+    stream.once('close', resolve)
+  })
+}
+
 function uncorkAfterImmediates (stream: Corkable): void {
   setImmediate(uncork, stream)
 }
