@@ -135,6 +135,16 @@ export interface DualBrokerOptions {
   replay?: ReplayOptions
   dedup?: DedupOptions
   limits?: TerminalLimitsOptions
+  node?: NodeOptions
+}
+
+/** The node's own session at both brokers: the deployment's `aedes.publish` and `aedes.subscribe` go through it. */
+export interface NodeOptions {
+  /**
+   * Its client id at both brokers (after `clientIdPrefix`). Default `dual-broker-node-` + the Aedes
+   * instance's `id`. Must be unique per node: two nodes with one id take the session from each other.
+   */
+  clientId?: string
 }
 
 /** Terminals over TLS. */

@@ -22,6 +22,8 @@ export interface TierState {
   /** Whether the pending store takes writes; `error` is the last write error while it does not. */
   store: { enabled: boolean, writable: boolean, error?: string }
   counters: TierCounters
+  /** The node's own session (the deployment's `aedes.publish` and `aedes.subscribe`): its client id, and where it is online. */
+  node: { clientId: string, online: Record<BrokerName, boolean> }
 }
 
 /**

@@ -156,6 +156,7 @@ t.test('the rendered page takes everything from the state as text, never as mark
     pending: { messages: 0, bytes: 0 },
     store: { enabled: true, writable: true },
     counters: tierCounters(),
+    node: { clientId: 'dual-broker-node-1', online: { broker1: false, broker2: true } },
     replay: null,
     events: [{ at: 0, type: 'broker-down', detail: hostile }],
     history: []

@@ -120,6 +120,15 @@ export const terminalLimitsSchema = z.strictObject({
   maxClientIdLength: z.number().int().nonnegative().default(256)
 })
 
+/** The node's own session at the brokers, which carries the deployment's `aedes.publish` and `aedes.subscribe`. */
+export const nodeSchema = z.strictObject({
+  /**
+   * Its client id at both brokers (with `clientIdPrefix`); default `dual-broker-node-` + the Aedes
+   * instance's `id`. Unique per node: two nodes with one id would take the session from each other.
+   */
+  clientId: z.string().min(1).max(256).optional()
+})
+
 /** Options of `dualBroker(aedes, options)`. */
 export const pluginSchema = z.strictObject({
   broker1: brokerSchema,
@@ -130,7 +139,8 @@ export const pluginSchema = z.strictObject({
   store: storeSchema.optional(),
   replay: replaySchema.default(replaySchema.parse({})),
   dedup: dedupSchema.default(dedupSchema.parse({})),
-  limits: terminalLimitsSchema.default(terminalLimitsSchema.parse({}))
+  limits: terminalLimitsSchema.default(terminalLimitsSchema.parse({})),
+  node: nodeSchema.default({})
 })
 
 /** What `dualBroker` runs with, defaults applied. The documented input type is `DualBrokerOptions` in src/options.ts. */

@@ -36,9 +36,8 @@ export class BrokerEndpoint {
    * (`service.username`/`password`, else the broker's own).
    */
   serviceConnect (role: 'health' | 'replay'): IConnectPacket {
-    const { protocolVersion, clientIdPrefix, service, username, password } = this.options
-    const user = service?.username ?? username
-    const pass = service?.password ?? password
+    const { protocolVersion, clientIdPrefix } = this.options
+    const { username: user, password: pass } = this.serviceCredentials
     return {
       cmd: 'connect',
       protocolId: 'MQTT',
@@ -49,6 +48,14 @@ export class BrokerEndpoint {
       ...(user !== undefined && { username: user }),
       ...(pass !== undefined && { password: Buffer.from(pass) })
     }
+  }
+
+  /** The credentials of the tier's own sessions here: `service.username`/`password`, else the broker's own. */
+  get serviceCredentials (): { username?: string, password?: string } {
+    const { service, username, password } = this.options
+    const user = service?.username ?? username
+    const pass = service?.password ?? password
+    return { ...(user !== undefined && { username: user }), ...(pass !== undefined && { password: pass }) }
   }
 
   /**

@@ -12,6 +12,8 @@ export interface TerminalIdentity {
   clean: boolean
   keepalive: number
   will?: { topic: string, payload: Buffer, qos: Qos, retain: boolean }
+  /** One of the tier's own sessions (the node's): its credentials are its own, not replaced by the broker's `username`. */
+  service?: boolean
 }
 
 /** Where a link reports that its broker acked a publish (the terminal's outbox). */
@@ -82,8 +84,9 @@ export class UpstreamLink implements ConnectionOwner {
 
   private connectPacket (): IConnectPacket {
     const { identity, endpoint: { options } } = this
-    const username = options.username ?? identity.username
-    const password = options.password !== undefined ? Buffer.from(options.password) : identity.password
+    const own = identity.service === true
+    const username = own ? identity.username : options.username ?? identity.username
+    const password = own || options.password === undefined ? identity.password : Buffer.from(options.password)
     return {
       cmd: 'connect',
       protocolId: 'MQTT',
