@@ -3,7 +3,8 @@
  * Broker1 and Broker2 before it gets its CONNACK.
  */
 import {
-  type AuthenticateHook, type Client, type ConnectPacket, hideSessionFromAedes, interceptTerminalAcks, type PreConnectHook, reportSessionPresent
+  type AuthenticateHook, type Client, type ConnectPacket, endAsPersistentSession, hideSessionFromAedes, interceptTerminalAcks, type PreConnectHook,
+  reportSessionPresent
 } from '../aedes/internals.js'
 import { ConnectRefusedError } from '../errors.js'
 import type { TerminalSession } from '../terminal/session.js'
@@ -26,8 +27,10 @@ export function connectHandlers (ports: ConnectPorts): { preConnect: PreConnectH
 
 function preConnect ({ sessions, caps }: ConnectPorts, identities: WeakMap<Client, TerminalIdentity>): PreConnectHook {
   return (client, packet, callback) => {
-    identities.set(client, identityOf(packet))
+    const identity = identityOf(packet)
+    identities.set(client, identity)
     hideSessionFromAedes(packet)
+    if (!identity.clean) endAsPersistentSession(client)
     caps.watch(client) // limits.maxFiltersPerSubscribe (src/limits/terminal-caps.ts)
     interceptTerminalAcks(client, (ack) => sessions.get(client)?.acked(ack) === true)
     callback(null, true)

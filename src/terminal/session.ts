@@ -63,7 +63,7 @@ export class TerminalSession implements LinkOwner, RelayLinks {
     this.qos2 = options.qos2
     this.healths = healths
     this.counters = options.counters
-    this.relay = new DeliveryRelay(client, this, new Deduplicator(options.dedup), options.forwardFilter)
+    this.relay = new DeliveryRelay(client, this, new Deduplicator(options.dedup), options.forwardFilter, !identity.clean)
     this.flow = new InboundFlow(options.maxInflight)
     this.outbox = new Outbox(options.outbox)
     const link = (index: 0 | 1): UpstreamLink => new UpstreamLink({ endpoint: healths[index].endpoint, index, identity, owner: this, acks: this.outbox })
