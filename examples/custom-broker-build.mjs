@@ -5,7 +5,7 @@
  * plugin of your own. `tier.close()` closes the plugins, last registered
  * first, then the tier.
  *
- *   node examples/custom-broker-build.mjs --broker1 mqtt://10.0.0.1:1883 --broker2 mqtt://10.0.0.2:1883
+ *   node node_modules/aedes-dual-broker/examples/custom-broker-build.mjs --broker1 mqtt://10.0.0.1:1883 --broker2 mqtt://10.0.0.2:1883
  *
  * Flags or environment: --broker1/BROKER1, --broker2/BROKER2, --port/PORT (MQTT, 1883),
  * --http-port/HTTP_PORT (the status server, 8080), --host/HOST (both listeners, 127.0.0.1),

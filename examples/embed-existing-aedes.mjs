@@ -4,7 +4,7 @@
  * authenticate hook stays in force and runs first; only terminals it allows
  * are opened at Broker1 and Broker2.
  *
- *   node examples/embed-existing-aedes.mjs --broker1 mqtt://10.0.0.1:1883 --broker2 mqtt://10.0.0.2:1883
+ *   node node_modules/aedes-dual-broker/examples/embed-existing-aedes.mjs --broker1 mqtt://10.0.0.1:1883 --broker2 mqtt://10.0.0.2:1883
  *
  * Flags or environment: --broker1/BROKER1, --broker2/BROKER2, --port/PORT (1883; 0 takes a free
  * one, logged), --host/HOST (127.0.0.1; 0.0.0.0 opens it to the network).
@@ -39,7 +39,7 @@ tier.on('broker-down', ({ broker, reason }) => logger.warn({ broker, reason }, '
 const server = createServer(aedes.handle)
 server.listen(Number(args.port ?? env.PORT ?? 1883), args.host ?? env.HOST ?? '127.0.0.1', () => {
   const { address, port } = /** @type {import('node:net').AddressInfo} */ (server.address())
-  logger.info({ host: address, port, state: tier.state.mode }, 'access tier ready')
+  logger.info({ mqtt: { host: address, port }, state: tier.state.mode }, 'access tier ready')
 })
 
 process.once('SIGTERM', () => {
