@@ -1,51 +1,26 @@
 import { Aedes } from 'aedes'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { dualBroker } from '../src/index.js'
-import { listenTcp } from '../src/listeners.js'
 import { startAedes } from './support/aedes-broker.js'
 import { BROKER_KINDS, startBroker } from './support/broker-pair.js'
 import { connectClient } from './support/client.js'
-import { deploymentScript, type Site } from './support/deployment-script.js'
+import { deploymentScript, plainSite, tierSite } from './support/deployment-script.js'
 import { nextEvent as nextTierEvent, startDurableTier } from './support/durable.js'
 import { startMosquitto } from './support/mosquitto.js'
 import { inbox, nextEvent } from './support/observe.js'
 import { record } from './support/recorder.js'
 import { startTier } from './support/tier.js'
 
-async function plainAedes (t: Test): Promise<Site> {
-  const aedes = await Aedes.createBroker()
-  const listener = await listenTcp(aedes, '127.0.0.1', 0)
-  const url = `mqtt://127.0.0.1:${listener.address.port}`
-  t.teardown(async () => {
-    await listener.close()
-    await new Promise<void>((resolve) => aedes.close(() => resolve()))
-  })
-  return { aedes, url, broker1: url, attach: async () => {} }
-}
-
 for (const kind of BROKER_KINDS) {
   t.test(`the deployment's own code observes through the tier what it observes on plain Aedes (${kind} brokers)`, async (t) => {
-    const plain = await deploymentScript(t, await plainAedes(t))
+    const plain = await deploymentScript(t, await plainSite(t))
     const [broker1, broker2] = [await startBroker(t, kind), await startBroker(t, kind)]
-    const aedes = await Aedes.createBroker()
-    const listener = await listenTcp(aedes, '127.0.0.1', 0)
-    let close = async (): Promise<void> => {}
-    t.teardown(async () => {
-      await listener.close()
-      await close()
-      await new Promise<void>((resolve) => aedes.close(() => resolve()))
-    })
-    const site: Site = {
-      aedes,
-      url: `mqtt://127.0.0.1:${listener.address.port}`,
-      broker1: broker1.url,
-      attach: async () => {
-        const tier = await dualBroker(aedes, { broker1: { url: broker1.url }, broker2: { url: broker2.url } })
-        close = () => tier.close()
-      }
-    }
-    const tiered = await deploymentScript(t, site)
+    const tiered = await deploymentScript(t, await tierSite(t, broker1.url, broker2.url))
     t.same(tiered, plain)
+    // Not an empty agreement: every row saw what the script sent.
+    t.equal(plain.publishEvents.length, 14, 'publish events: 5 telemetry, 8 commands, 1 after unsubscribe')
+    t.same(plain.publishCallbacks, Array(8).fill('ok'), 'every aedes.publish called back without error')
+    t.equal(plain.subscribedAfter.length, 10, 'the server-side subscription: 5 of the device, 5 straight at Broker1')
   })
 }
 

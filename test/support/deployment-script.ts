@@ -6,9 +6,11 @@
  * that connects later. It runs on plain Aedes and on Aedes + tier, and what it
  * observes is compared (test/deployment.test.ts).
  */
-import type { Aedes, Client, PublishPacket } from 'aedes'
+import { Aedes, type AedesOptions, type Client, type PublishPacket } from 'aedes'
 import type { MqttClient } from 'mqtt'
 import type { Test } from 'tap'
+import { dualBroker, type DualBrokerOptions } from '../../src/index.js'
+import { listenTcp } from '../../src/listeners.js'
 import { connectClient } from './client.js'
 
 export interface Site {
@@ -19,6 +21,39 @@ export interface Site {
   broker1: string
   /** Attaches the plugin (nothing on plain Aedes). */
   attach: () => Promise<void>
+}
+
+/** The deployment's Aedes on a loopback listener, closed at teardown (after `beforeClose`). */
+async function deployment (t: Test, options: AedesOptions, beforeClose: () => Promise<void>): Promise<{ aedes: Aedes, url: string }> {
+  const aedes = await Aedes.createBroker(options)
+  const listener = await listenTcp(aedes, '127.0.0.1', 0)
+  t.teardown(async () => {
+    await listener.close()
+    await beforeClose()
+    await new Promise<void>((resolve) => aedes.close(() => resolve()))
+  })
+  return { aedes, url: `mqtt://127.0.0.1:${listener.address.port}` }
+}
+
+/** Plain Aedes: the deployment as it runs without the tier, its own Broker1. */
+export async function plainSite (t: Test, options: AedesOptions = {}): Promise<Site> {
+  const { aedes, url } = await deployment(t, options, async () => {})
+  return { aedes, url, broker1: url, attach: async () => {} }
+}
+
+/** The same deployment with the tier attached in front of `broker1` and `broker2`. */
+export async function tierSite (t: Test, broker1: string, broker2: string, options: AedesOptions = {}, plugin: Partial<DualBrokerOptions> = {}): Promise<Site> {
+  let close = async (): Promise<void> => {}
+  const { aedes, url } = await deployment(t, options, () => close())
+  return {
+    aedes,
+    url,
+    broker1,
+    attach: async () => {
+      const tier = await dualBroker(aedes, { broker1: { url: broker1 }, broker2: { url: broker2 }, ...plugin })
+      close = () => tier.close()
+    }
+  }
 }
 
 /** What the deployment's code observed, as text, in order. */
