@@ -9,7 +9,8 @@ import { parseMetrics, series } from './support/prometheus.js'
 const NAMES = [
   'dualbroker_broker_up', 'dualbroker_failovers_total', 'dualbroker_failbacks_total', 'dualbroker_forwarded_total',
   'dualbroker_stored_total', 'dualbroker_replayed_total', 'dualbroker_expired_total', 'dualbroker_dropped_total',
-  'dualbroker_refused_total', 'dualbroker_pending_messages', 'dualbroker_pending_bytes', 'dualbroker_clients', 'dualbroker_publish_ack_seconds'
+  'dualbroker_refused_total', 'dualbroker_pending_messages', 'dualbroker_pending_bytes', 'dualbroker_clients', 'dualbroker_publish_ack_seconds',
+  'dualbroker_sessions_restored_total', 'dualbroker_reconnects_asked_total', 'dualbroker_sessions_lost'
 ]
 
 t.test('metrics follow a failover, a stored backlog and its replay (README "Operating it")', async (t) => {

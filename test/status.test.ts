@@ -155,6 +155,7 @@ t.test('the rendered page takes everything from the state as text, never as mark
     clients: 0,
     pending: { messages: 0, bytes: 0 },
     store: { enabled: true, writable: true },
+    sessionsLost: { broker1: 0, broker2: 0 },
     counters: tierCounters(),
     replay: null,
     events: [{ at: 0, type: 'broker-down', detail: hostile }],
