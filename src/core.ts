@@ -71,7 +71,7 @@ export class TierCore {
     this.sink = store === undefined ? undefined : new StoreSink(store, this.counters, logger)
     this.table = new RoutingTable(new PolicyTable(options.policies, options.defaultPolicy), store !== undefined)
     this.outbox = { table: this.table, store: this.sink, counters: this.counters, events, health }
-    this.loss = new SessionLoss(this.counters, logger, health)
+    this.loss = new SessionLoss(this.counters, logger, events, health)
     this.modes = new ModeMachine({
       healths: this.healths, table: this.table, sink: this.sink, replay: options.replay, timing: health,
       counters: this.counters, events, logger, rerouteAll: () => this.sessions.rerouteAll(),

@@ -1,4 +1,5 @@
 import type { HealthOptions } from '../config/schema.js'
+import type { TierEmitter } from '../events.js'
 import type { Logger } from '../logger.js'
 import type { BrokerName, ReconnectReason, TierCounters } from '../state.js'
 
@@ -36,6 +37,7 @@ export class SessionLoss {
   constructor (
     private readonly counters: TierCounters,
     private readonly logger: Logger,
+    private readonly events: TierEmitter,
     private readonly timing: Pick<HealthOptions, 'sessionRestoreTimeoutMs'>
   ) {}
 
@@ -97,9 +99,11 @@ export class SessionLoss {
     if (lost > 0 && !this.reported[index]) {
       this.reported[index] = true
       this.logger.warn({ broker }, 'sessions lost at broker: not whole until restored or the terminals are back')
+      this.events.emit('sessions-lost', { broker })
     } else if (lost === 0 && this.reported[index]) {
       this.reported[index] = false
       this.logger.info({ broker }, 'sessions whole again')
+      this.events.emit('sessions-whole', { broker })
     }
     if (lost > 0) return
     for (let i = this.waiters.length - 1; i >= 0; i--) {
