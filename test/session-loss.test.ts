@@ -11,7 +11,7 @@ import { startAedes } from './support/aedes-broker.js'
 import { connectClient } from './support/client.js'
 import { nextEvent } from './support/durable.js'
 import { startMosquitto, type MosquittoBroker } from './support/mosquitto.js'
-import { within } from './support/observe.js'
+import { nextEvent as nextClientEvent, within } from './support/observe.js'
 import { duplicates, missing, orderViolations, parseSeq } from './support/sequence.js'
 import { startTier } from './support/tier.js'
 
@@ -113,7 +113,7 @@ t.test('case (a) straight at mosquitto: the comparison', async (t) => {
   const resubscribed = dev.subscribed()
   await broker.restart()
   await resubscribed
-  if (!publisher.connected) await nextEvent(publisher, 'connect')
+  if (!publisher.connected) await nextClientEvent(publisher, 'connect', () => true, WAIT_MS)
   await publish(publisher, 21, 30, 1)
   await dev.all(21, 30)
   t.same([...first.connacks, ...dev.connacks], [false, true, false], 'session present: new, kept, lost')
