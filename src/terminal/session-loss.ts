@@ -26,6 +26,8 @@ interface Throttle {
  * session present); a lost entry costs at most a shorter failback wait.
  */
 export class SessionLoss {
+  /** Sessions re-opening at a broker that came back: not known whole until its CONNACK (and SUBACK) says so. */
+  private readonly opening: readonly [Set<object>, Set<object>] = [new Set(), new Set()]
   private readonly restoring: readonly [Set<object>, Set<object>] = [new Set(), new Set()]
   /** Client ids asked to reconnect, with when: until the terminal is back (first SUBSCRIBE answered) or the bound passes. */
   private readonly awaited: readonly [Map<string, number>, Map<string, number>] = [new Map(), new Map()]
@@ -44,12 +46,23 @@ export class SessionLoss {
   /** Terminals whose session at this broker is not whole now. */
   lost (index: 0 | 1): number {
     this.expire(index)
-    return this.restoring[index].size + this.awaited[index].size
+    return this.opening[index].size + this.restoring[index].size + this.awaited[index].size
+  }
+
+  /** The session is being re-opened at a broker that came back: whether the broker kept it is not known yet. */
+  opens (session: object, index: 0 | 1): void {
+    this.opening[index].add(session)
+  }
+
+  /** Re-opened with its subscriptions in place (or not re-opened: it is tried again later). */
+  opened (session: object, index: 0 | 1): void {
+    if (this.opening[index].delete(session)) this.changed(index)
   }
 
   /** A broker came back without this terminal's session: its subscriptions are being applied again. */
   restoreBegins (session: object, index: 0 | 1): void {
     this.restoring[index].add(session)
+    this.opening[index].delete(session)
     this.changed(index)
   }
 
@@ -64,7 +77,10 @@ export class SessionLoss {
 
   /** The terminal is gone (or asked to reconnect): nothing of it is restored here any more. */
   forget (session: object): void {
-    for (const index of [0, 1] as const) if (this.restoring[index].delete(session)) this.changed(index)
+    for (const index of [0, 1] as const) {
+      const held = this.opening[index].delete(session)
+      if (this.restoring[index].delete(session) || held) this.changed(index)
+    }
   }
 
   /** The terminal's connection is ended without a will, so that it reconnects and subscribes again. */

@@ -117,8 +117,10 @@ export class TerminalSession implements LinkOwner, RelayLinks {
   async bringInLine (index: 0 | 1): Promise<void> {
     const link = this.links[index]
     if (this.closed || this.asking || this.superseded || this.yielding || link.online || link.connecting) return
+    this.loss.opens(this, index) // failback waits for it from now on
     const outcome = await link.connect()
     if (outcome.kind !== 'accepted') {
+      this.loss.opened(this, index)
       this.retryLater(index)
       return
     }
@@ -129,6 +131,7 @@ export class TerminalSession implements LinkOwner, RelayLinks {
     const result = await this.resubscribe(link, outcome.sessionPresent)
     if (result === 'refused' && !this.identity.clean) return this.askToReconnect(index, 'restore-refused')
     if (result === 'whole') this.loss.restored(this, index)
+    this.loss.opened(this, index)
     this.outbox.flush()
   }
 
