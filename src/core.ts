@@ -31,6 +31,7 @@ import { PolicyTable, RoutingTable } from './routing/routing-table.js'
 import { LevelPendingStore } from './store/index.js'
 import type { ForwardFilter } from './terminal/delivery-relay.js'
 import { SessionRegistry } from './terminal/registry.js'
+import { SessionLoss } from './terminal/session-loss.js'
 import { TerminalSession } from './terminal/session.js'
 import { BrokerEndpoint } from './upstream/broker-endpoint.js'
 import { BrokerHealth } from './upstream/broker-health.js'
@@ -42,6 +43,8 @@ export class TierCore {
   readonly healths: readonly [BrokerHealth, BrokerHealth]
   readonly sessions = new SessionRegistry()
   readonly counters: TierCounters = newCounters()
+  /** Sessions a broker came back without, until whole again (src/terminal/session-loss.ts). */
+  readonly loss: SessionLoss
   /** Caps on hostile terminals; its `refusals` also count what the server's listeners refuse. */
   readonly caps: TerminalCaps
   readonly table: RoutingTable
@@ -75,9 +78,11 @@ export class TierCore {
     this.sink = store === undefined ? undefined : new StoreSink(store, this.counters, logger)
     this.table = new RoutingTable(new PolicyTable(options.policies, options.defaultPolicy), store !== undefined)
     this.outbox = { table: this.table, store: this.sink, counters: this.counters, events, health }
+    this.loss = new SessionLoss(this.counters, logger, events, health)
     this.modes = new ModeMachine({
       healths: this.healths, table: this.table, sink: this.sink, replay: options.replay, timing: health,
-      counters: this.counters, events, logger, rerouteAll: () => this.rerouteAll()
+      counters: this.counters, events, logger, rerouteAll: () => this.rerouteAll(),
+      sessionsWhole: () => this.loss.whole(0)
     })
     this.caps = new TerminalCaps(options.limits, this.counters.refused, logger)
     this.observers = {
@@ -143,7 +148,8 @@ export class TierCore {
       dedup,
       maxInflight: limits.maxInflight,
       forwardFilter: this.forwardFilter,
-      qos2: this.sessions.qos2Exchanges(client.id, identity.clean)
+      qos2: this.sessions.qos2Exchanges(client.id, identity.clean),
+      loss: this.loss
     })
   }
 
@@ -237,6 +243,7 @@ export class TierCore {
       clients: this.sessions.size,
       pending: { messages: store?.count ?? 0, bytes: store?.bytes ?? 0 },
       store: { enabled: store !== undefined, writable: error === undefined, ...(error !== undefined && { error }) },
+      sessionsLost: { broker1: this.loss.lost(0), broker2: this.loss.lost(1) },
       counters: this.counters,
       node: { clientId: this.node.clientId, online: { broker1: this.node.links[0].online, broker2: this.node.links[1].online } }
     }
@@ -264,6 +271,7 @@ export class TierCore {
     await Promise.all([this.sessions.closeAll(), this.node.close()])
     await Promise.all(this.healths.map((health) => health.close()))
     await this.modes.close()
+    this.loss.close()
     this.caps.close()
   }
 }

@@ -157,6 +157,7 @@ t.test('the rendered page takes everything from the state as text, never as mark
     clients: 0,
     pending: { messages: 0, bytes: 0 },
     store: { enabled: true, writable: true },
+    sessionsLost: { broker1: 0, broker2: 0 },
     counters: tierCounters(),
     node: { clientId: 'dual-broker-node-1', online: { broker1: false, broker2: true } },
     replay: null,

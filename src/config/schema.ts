@@ -63,6 +63,11 @@ export const healthSchema = z.strictObject({
   connectTimeoutMs: z.number().int().positive().default(5000),
   ackTimeoutMs: z.number().int().positive().default(5000),
   failbackDelayMs: z.number().int().nonnegative().default(2000),
+  /**
+   * After `failbackDelayMs`, failback waits at most this long for the sessions of connected
+   * terminals to be whole at Broker1 (re-subscribed, or the terminals asked to reconnect back).
+   */
+  sessionRestoreTimeoutMs: z.number().int().nonnegative().default(10000),
   reconnectPeriodMs: z.number().int().positive().default(500),
   /**
    * Live publishes a broker acked this recently are sent again when it is lost: a broker killed

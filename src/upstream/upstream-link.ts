@@ -1,6 +1,6 @@
 import type { IConnectPacket, IPublishPacket } from 'mqtt-packet'
 import type { BrokerEndpoint } from './broker-endpoint.js'
-import { type ConnectionOwner, type ConnectOutcome, type Grant, type Qos, UpstreamConnection, type UpstreamPublish } from './connection.js'
+import { type ConnectionOwner, type ConnectOutcome, type Grant, type Qos, serviceOwner, UpstreamConnection, type UpstreamPublish } from './connection.js'
 
 export type { ConnectOutcome, Grant, Qos, UpstreamPublish }
 
@@ -39,6 +39,8 @@ export interface UpstreamLinkOptions {
 }
 
 const SESSION_NEVER_EXPIRES = 0xffffffff // MQTT 5 [MQTT-3.1.2-23]: the 3.1.1 meaning of clean = false
+
+function ignore (): void {}
 
 const BUSY: ConnectOutcome = { kind: 'unreachable', reason: 'busy' }
 
@@ -163,6 +165,22 @@ export class UpstreamLink implements ConnectionOwner {
     const connection = this.connection
     this.connection = undefined
     return connection?.close(true) ?? Promise.resolve()
+  }
+
+  /**
+   * Leaves no session of the terminal at this broker: the connection ends with DISCONNECT, then
+   * a clean CONNECT (no will) and its DISCONNECT end the session there [MQTT-3.1.2-6]. For a
+   * session the broker came back without and the tier cannot make whole: the terminal's next
+   * CONNECT then reads session present 0 here, as it would straight at this broker.
+   */
+  async discard (): Promise<void> {
+    await this.release()
+    const packet = this.connectPacket()
+    delete packet.will
+    delete packet.properties
+    const wipe = new UpstreamConnection(serviceOwner({ published: ignore, closed: ignore }), this.endpoint, { ...packet, clean: true })
+    await wipe.open()
+    await wipe.close(true)
   }
 
   /**
