@@ -88,3 +88,20 @@ t.test('tier.close() gives the deployment Aedes\' own routing back', async (t) =
   t.equal(atBroker1.messages.length, 1, 'Broker1 got only what was published while the tier was attached')
   await new Promise<void>((resolve) => aedes.close(() => resolve()))
 })
+
+t.test('aedes.subscribe with a filter no broker would take calls back with an error and subscribes nothing', async (t) => {
+  const [b1, b2] = [await startAedes(t), await startAedes(t)]
+  const { aedes, tier } = await startTier(t, b1.url, b2.url)
+  const seen: string[] = []
+  let arrived = (): void => {}
+  const first = new Promise<void>((resolve) => { arrived = resolve })
+  const handler = (packet: { topic: string }, done: () => void): void => { seen.push(packet.topic); arrived(); done() }
+  const error = await new Promise<(Error & { code?: string }) | undefined>((resolve) => aedes.subscribe('a/#/b', handler, ((e?: Error) => resolve(e)) as () => void))
+  t.equal(error?.code, 'DUALBROKER_ERR_INVALID_TOPIC')
+  t.same(tier.state.node.online, { broker1: true, broker2: true }, 'the node\'s session stays up')
+  t.equal(await appPublish(aedes, 'a/x/b', 'not for it', 1), undefined)
+  await new Promise<void>((resolve) => aedes.subscribe('a/+/b', handler, () => resolve()))
+  t.equal(await appPublish(aedes, 'a/y/b', 'for it', 1), undefined)
+  await first
+  t.same(seen, ['a/y/b'], 'only the valid subscription receives')
+})

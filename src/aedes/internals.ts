@@ -144,7 +144,8 @@ function isTerminalDelivery (handler: MessageHandler): boolean {
  * `aedes.subscribe` and `aedes.unsubscribe` of the deployment's code: the
  * handler stays in Aedes' mq (where the node's `$SYS/` messages still reach
  * it), and the filter is subscribed through the node's own upstream sessions
- * (`server`), which deliver what the brokers route. `done` once the brokers answered.
+ * (`server`), which deliver what the brokers route. `done` once the brokers answered; with an
+ * error (a malformed filter, a broker's refusal) the handler is subscribed nowhere.
  */
 export function routeSubscriptions (hooks: AedesHooks, server: ServerSubscribe): void {
   const { subscribe, unsubscribe } = hooks
@@ -152,7 +153,12 @@ export function routeSubscriptions (hooks: AedesHooks, server: ServerSubscribe):
     if (isTerminalDelivery(handler) || topic.startsWith(SYS_PREFIX)) return subscribe.call(this, topic, handler, done)
     subscribe.call(this, topic, handler, (error) => {
       if (error != null) return done?.(error)
-      server.subscribe(topic, handler, done ?? noop)
+      server.subscribe(topic, handler, (refused) => {
+        if (refused == null) return done?.()
+        // Not subscribed anywhere, then: the handler leaves the mq too.
+        server.unsubscribe(topic, handler)
+        unsubscribe.call(this, topic, handler, () => done?.(refused))
+      })
     })
   }
   hooks.unsubscribe = function (this: unknown, topic, handler, done) {

@@ -44,6 +44,7 @@ export class NodeSession implements LinkOwner {
   private readonly dedup: Deduplicator
   private readonly observations: PublishObservations
   private readonly retryTimers = new Set<NodeJS.Timeout>()
+  private readonly opening: [Promise<void> | undefined, Promise<void> | undefined] = [undefined, undefined]
   private closed = false
 
   constructor (private readonly options: NodeSessionOptions) {
@@ -70,11 +71,17 @@ export class NodeSession implements LinkOwner {
   }
 
   /** A broker came back (or a retry is due): re-open the session and subscribe every filter again. */
-  async bringInLine (index: 0 | 1): Promise<void> {
+  bringInLine (index: 0 | 1): Promise<void> {
     const link = this.links[index]
-    if (this.closed || link.online || link.connecting || this.options.healths[index].state === 'down') return
+    if (this.closed || link.online || this.options.healths[index].state === 'down') return Promise.resolve()
+    // One attempt at a time; whoever asks meanwhile (the start, a broker's return) waits for that one.
+    this.opening[index] ??= this.reopen(link).finally(() => { this.opening[index] = undefined })
+    return this.opening[index]
+  }
+
+  private async reopen (link: UpstreamLink): Promise<void> {
     const outcome = await link.connect()
-    if (outcome.kind !== 'accepted') return this.retryLater(index)
+    if (outcome.kind !== 'accepted') return this.retryLater(link.index)
     const filters = [...this.subscriptions.filters]
     // A clean session holds nothing of a previous connection's [MQTT-3.1.2-6]: every filter again.
     if (filters.length > 0) await link.subscribe(filters.map((topic) => ({ topic, qos: SUBSCRIBE_QOS })))
@@ -115,6 +122,9 @@ export class NodeSession implements LinkOwner {
 
   /** `done` once every reachable broker answered; with an error if one refused the filter. */
   subscribe (filter: string, handler: MessageHandler, done: Callback): void {
+    // A broker closes the connection that sends a malformed filter: the node's session would never stay up.
+    const invalid = invalidFilter(filter)
+    if (invalid !== undefined) return done(new DualBrokerError('DUALBROKER_ERR_INVALID_TOPIC', `aedes.subscribe: ${invalid}`))
     if (!this.subscriptions.add(filter, handler)) return done()
     const subscribed = this.links.map((link) => link.subscribe([{ topic: filter, qos: SUBSCRIBE_QOS }]))
     void Promise.all(subscribed).then((grants) => {
@@ -193,6 +203,17 @@ function dropped (message: OutgoingPublish): DualBrokerError {
 function invalidTopic (topic: unknown): string | undefined {
   if (typeof topic !== 'string' || topic.length === 0) return 'a topic is at least one character [MQTT-4.7.3-1]'
   if (topic.includes('+') || topic.includes('#')) return `a publish topic has no wildcard [MQTT-3.3.2-2]: ${topic}`
+  return undefined
+}
+
+/** [MQTT-4.7.3-1] at least one character; [MQTT-4.7.1-2] `#` only last and alone in its level; [MQTT-4.7.1-3] `+` alone in its level. */
+function invalidFilter (filter: unknown): string | undefined {
+  if (typeof filter !== 'string' || filter.length === 0) return 'a filter is at least one character [MQTT-4.7.3-1]'
+  const levels = filter.split('/')
+  for (const [i, level] of levels.entries()) {
+    if (level.includes('#') && (level !== '#' || i !== levels.length - 1)) return `'#' stands alone, last [MQTT-4.7.1-2]: ${filter}`
+    if (level.includes('+') && level !== '+') return `'+' stands alone in its level [MQTT-4.7.1-3]: ${filter}`
+  }
   return undefined
 }
 
