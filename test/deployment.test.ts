@@ -21,6 +21,8 @@ for (const kind of BROKER_KINDS) {
     t.equal(plain.publishEvents.length, 14, 'publish events: 5 telemetry, 8 commands, 1 after unsubscribe')
     t.same(plain.publishCallbacks, Array(8).fill('ok'), 'every aedes.publish called back without error')
     t.equal(plain.subscribedAfter.length, 10, 'the server-side subscription: 5 of the device, 5 straight at Broker1')
+    t.ok(plain.events.includes('keepaliveTimeout dev3') && plain.events.includes('clientError dev3'), 'a silent device\'s keepaliveTimeout and clientError')
+    t.ok(plain.events.includes('ack dev2 publish cmd/dev2') && plain.events.includes('connackSent dev1 code 0'), 'acks and CONNACKs')
   })
 }
 

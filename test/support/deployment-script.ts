@@ -12,6 +12,7 @@ import type { Test } from 'tap'
 import { dualBroker, type DualBrokerOptions } from '../../src/index.js'
 import { listenTcp } from '../../src/listeners.js'
 import { connectClient } from './client.js'
+import { rawConnect } from './raw-terminal.js'
 
 export interface Site {
   aedes: Aedes
@@ -92,6 +93,8 @@ function describe (event: string, args: unknown[]): string {
     }
     case 'clientError':
       return `clientError ${(first as Client).id}`
+    case 'connackSent':
+      return `connackSent ${(second as Client).id} code ${(first as { returnCode?: number }).returnCode ?? ''}`
     default:
       return `${event} ${(first as Client).id}`
   }
@@ -207,6 +210,11 @@ export async function deploymentScript (t: Test, site: Site): Promise<Observed> 
   await late.endAsync()
   await device.endAsync()
   await seen.events.until(3, 'clientDisconnect of every device', (line) => line.startsWith('clientDisconnect'))
+
+  // A device that goes silent: Aedes' keepalive ends it (1.5 × 1 s).
+  const silent = await rawConnect(t, site.url, { clientId: 'dev3', keepalive: 1 })
+  await seen.events.until(1, 'the silent device\'s disconnect', (line) => line === 'clientDisconnect dev3', 5_000)
+  await silent.closed
   aedes.unsubscribe('telemetry/#', before, () => {})
   return Object.fromEntries(Object.entries(seen).map(([key, log]) => [key, log.lines])) as unknown as Observed
 }
