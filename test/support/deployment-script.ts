@@ -172,6 +172,9 @@ export async function deploymentScript (t: Test, site: Site): Promise<Observed> 
   // A device: its telemetry at QoS 0, 1 and 2, in order.
   const device = await connectClient(t, site.url, { clientId: 'dev1', clean: true })
   received(device, seen.device)
+  // Aedes emits clientReady after its persistence's steps: a SUBSCRIBE sent at once may come first or not.
+  const ready = (id: string): Promise<void> => seen.events.until(1, `${id} ready`, (line) => line === `clientReady ${id}`)
+  await ready('dev1')
   await device.subscribeAsync('cmd/dev1', { qos: 1 })
   for (const [i, qos] of ([0, 1, 2, 1, 0] as const).entries()) await device.publishAsync('telemetry/dev1', `t${i + 1}`, { qos })
   await seen.subscribedAfter.until(5, 'telemetry at the server-side subscription')
@@ -186,6 +189,7 @@ export async function deploymentScript (t: Test, site: Site): Promise<Observed> 
   // A persistent device: Aedes' `ack` event shows its messages.
   const keeper = await connectClient(t, site.url, { clientId: 'dev2', clean: false })
   received(keeper, seen.device)
+  await ready('dev2')
   await keeper.subscribeAsync('cmd/dev2', { qos: 2 })
   await publishApp(aedes, { topic: 'cmd/dev2', payload: Buffer.from('k1'), qos: 1 }, seen.publishCallbacks)
   await publishApp(aedes, { topic: 'cmd/dev2', payload: Buffer.from('k2'), qos: 2 }, seen.publishCallbacks)
@@ -194,6 +198,7 @@ export async function deploymentScript (t: Test, site: Site): Promise<Observed> 
   await keeper.endAsync()
   const late = await connectClient(t, site.url, { clientId: 'late1', clean: true })
   received(late, seen.lateDevice)
+  await ready('late1')
   await late.subscribeAsync('cmd/late1', { qos: 1 })
   await seen.lateDevice.until(1, 'the retained command at the late device')
 
