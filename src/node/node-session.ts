@@ -2,6 +2,7 @@ import type { IPublishPacket } from 'mqtt-packet'
 import type { Callback, MessageHandler, PublishPacket } from '../aedes/internals.js'
 import { DualBrokerError } from '../errors.js'
 import { FAILURE, type Qos } from '../mqtt/protocol.js'
+import { invalidFilter, invalidTopic } from '../mqtt/topic-rules.js'
 import { Outbox, type OutboxPorts, OutgoingPublish } from '../routing/outbox.js'
 import type { TierCounters } from '../state.js'
 import type { BrokerHealth } from '../upstream/broker-health.js'
@@ -137,11 +138,7 @@ export class NodeSession implements LinkOwner {
     if (this.subscriptions.remove(filter, handler)) for (const link of this.links) link.unsubscribe([filter])
   }
 
-  /**
-   * A message the brokers routed to the node: to every handler whose filter
-   * matches, once; the broker's ack follows the last handler's callback, as
-   * Aedes' mq calls back once every handler did.
-   */
+  /** A message the brokers routed to the node: to the deployment's handlers, acked upstream once they all called back. */
   deliver (packet: IPublishPacket, connection: UpstreamConnection, from: 0 | 1): void {
     // [MQTT-3.3.1-8] retain is set only on what a new subscription brings: `aedes.subscribe` is never sent retained messages.
     if (packet.retain) return settle(packet, connection)
@@ -149,9 +146,8 @@ export class NodeSession implements LinkOwner {
       this.options.counters.duplicates++
       return settle(packet, connection)
     }
-    const handlers = this.subscriptions.match(packet.topic)
     const message = this.options.packetFor({ topic: packet.topic, payload: packet.payload as Buffer, qos: packet.qos, retain: false })
-    new Fanout(handlers.length, packet, connection).run(handlers, message)
+    this.subscriptions.deliver(message, () => settle(packet, connection))
   }
 
   released (messageId: number, connection: UpstreamConnection): void {
@@ -173,20 +169,6 @@ export class NodeSession implements LinkOwner {
   }
 }
 
-/** One message on its way to the deployment's handlers; acked upstream after the last one called back. */
-class Fanout {
-  constructor (private remaining: number, private readonly packet: IPublishPacket, private readonly connection: UpstreamConnection) {}
-
-  private readonly handled = (): void => {
-    if (--this.remaining === 0) settle(this.packet, this.connection)
-  }
-
-  run (handlers: MessageHandler[], message: PublishPacket): void {
-    if (handlers.length === 0) return settle(this.packet, this.connection)
-    for (const handler of handlers) handler(message, this.handled)
-  }
-}
-
 function settle (packet: IPublishPacket, connection: UpstreamConnection): void {
   if (packet.qos > 0) connection.acknowledge(packet.qos === 1 ? 'puback' : 'pubrec', packet.messageId!)
 }
@@ -197,24 +179,6 @@ function dropped (message: OutgoingPublish): DualBrokerError {
   return new DualBrokerError('DUALBROKER_ERR_DROPPED', message.qos === 0
     ? `QoS 0 publish to ${message.topic} dropped: no broker could take it, and QoS 0 is never held`
     : `publish to ${message.topic} dropped by its policy while Broker1 is down`)
-}
-
-/** What the brokers would refuse: [MQTT-4.7.3-1] at least one character, [MQTT-3.3.2-2] no wildcard. */
-function invalidTopic (topic: unknown): string | undefined {
-  if (typeof topic !== 'string' || topic.length === 0) return 'a topic is at least one character [MQTT-4.7.3-1]'
-  if (topic.includes('+') || topic.includes('#')) return `a publish topic has no wildcard [MQTT-3.3.2-2]: ${topic}`
-  return undefined
-}
-
-/** [MQTT-4.7.3-1] at least one character; [MQTT-4.7.1-2] `#` only last and alone in its level; [MQTT-4.7.1-3] `+` alone in its level. */
-function invalidFilter (filter: unknown): string | undefined {
-  if (typeof filter !== 'string' || filter.length === 0) return 'a filter is at least one character [MQTT-4.7.3-1]'
-  const levels = filter.split('/')
-  for (const [i, level] of levels.entries()) {
-    if (level.includes('#') && (level !== '#' || i !== levels.length - 1)) return `'#' stands alone, last [MQTT-4.7.1-2]: ${filter}`
-    if (level.includes('+') && level !== '+') return `'+' stands alone in its level [MQTT-4.7.1-3]: ${filter}`
-  }
-  return undefined
 }
 
 function credentialsOf ({ username, password }: { username?: string, password?: string }): { username?: string, password?: Buffer } {

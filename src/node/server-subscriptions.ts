@@ -1,5 +1,5 @@
 import { Qlobber } from 'qlobber'
-import type { MessageHandler } from '../aedes/internals.js'
+import type { MessageHandler, PublishPacket } from '../aedes/internals.js'
 
 /**
  * The deployment's own subscriptions (`aedes.subscribe(filter, handler)`): the
@@ -36,7 +36,15 @@ export class ServerSubscriptions {
     return true
   }
 
-  match (topic: string): MessageHandler[] {
-    return this.matcher.match(topic)
+  /**
+   * To every handler whose filter matches, once; `handled` after the last one
+   * called back, as Aedes' mq calls back once every handler did.
+   */
+  deliver (message: PublishPacket, handled: () => void): void {
+    const handlers = this.matcher.match(message.topic)
+    if (handlers.length === 0) return handled()
+    let remaining = handlers.length
+    const each = (): void => { if (--remaining === 0) handled() }
+    for (const handler of handlers) handler(message, each)
   }
 }
