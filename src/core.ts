@@ -28,7 +28,7 @@ import { NodeSession } from './node/node-session.js'
 import type { PublishObservers } from './node/observations.js'
 import type { OutboxPorts } from './routing/outbox.js'
 import { PolicyTable, RoutingTable } from './routing/routing-table.js'
-import { LevelPendingStore } from './store/index.js'
+import { LevelPendingStore, type PendingStore } from './store/index.js'
 import type { ForwardFilter } from './terminal/delivery-relay.js'
 import { SessionRegistry } from './terminal/registry.js'
 import { SessionLoss } from './terminal/session-loss.js'
@@ -70,7 +70,9 @@ export class TierCore {
       new BrokerHealth(new BrokerEndpoint('broker2', options.broker2, health))
     ]
     this.messageIds = options.broker1.protocolVersion === 5 || options.broker2.protocolVersion === 5 ? new MessageIds() : undefined
-    const store = options.store?.path === undefined ? undefined : new LevelPendingStore({ ...options.store, path: options.store.path, logger })
+    // The deployment's own store (`pendingStore`), else LevelDB at `store.path`, else none.
+    const store: PendingStore | undefined = options.pendingStore ??
+      (options.store?.path === undefined ? undefined : new LevelPendingStore({ ...options.store, path: options.store.path, logger }))
     store?.on('dropped', (event) => {
       this.counters.dropped[event.reason] += event.count
       events.emit('dropped', event)

@@ -15,6 +15,10 @@ export const ERROR_CODES = {
   DUALBROKER_ERR_STORE_FULL: 'pending store full',
   /** The pending store is not open (never opened, or closed). */
   DUALBROKER_ERR_STORE_CLOSED: 'pending store closed',
+  /** A pending store constructed with options it cannot use (a bound that is not a positive integer, an unknown `overflow` or `fsync`, no `path`). */
+  DUALBROKER_ERR_STORE_OPTIONS: 'bad pending store options',
+  /** An append refused because the message cannot be stored as given (a topic, client id or message id too long, a payload that is not bytes, a bad QoS). */
+  DUALBROKER_ERR_STORE_MESSAGE: 'message cannot be stored',
   /** `aedes-dual-broker drain` could not start or finish. */
   DUALBROKER_ERR_DRAIN: 'drain failed',
   /** The embedded brokers of the demo could not listen. */

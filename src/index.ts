@@ -14,4 +14,8 @@ export type { ResolvedOptions, PolicyRule } from './config/schema.js'
 export { ConfigError } from './config/errors.js'
 export { DualBrokerError, ConnectRefusedError, ERROR_CODES, type DualBrokerErrorCode } from './errors.js'
 export { StoreFullError, StoreClosedError } from './store/errors.js'
+export { MemoryPendingStore } from './store/memory-store.js'
+export type {
+  PendingStore, PendingStoreEvents, PendingMessage, StoredMessage, StoreStats, DroppedEvent, MemoryPendingStoreOptions, StoreBounds
+} from './store/types.js'
 export type { Logger } from './logger.js'

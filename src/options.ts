@@ -6,6 +6,7 @@
 import type { z } from 'zod'
 import type { pluginSchema, serverSchema } from './config/schema.js'
 import type { Qos } from './mqtt/protocol.js'
+import type { PendingStore } from './store/types.js'
 
 /** What a stored or live publish does while Broker1 is down (README, "Per-topic policy"). */
 export type PolicyMode = 'failover' | 'queue' | 'both' | 'drop'
@@ -135,8 +136,18 @@ export interface DualBrokerOptions {
   policies?: PolicyRuleOptions[]
   /** The mode of topics no rule matches. Default `both`. */
   defaultPolicy?: PolicyMode
-  /** Without it the plugin keeps no pending store: publishes wait in memory while no broker takes them. */
+  /**
+   * The LevelDB pending store (`store.path`) and its bounds. Without it, and without `pendingStore`, the
+   * plugin keeps no pending store: publishes wait in memory while no broker takes them.
+   */
   store?: StoreOptions
+  /**
+   * A pending store of the deployment's own, used instead of LevelDB, in the manner of Aedes'
+   * `persistence`: any object keeping the `PendingStore` contract, such as `MemoryPendingStore`
+   * (not durable). Give it unopened: the tier opens it at start and closes it with itself. Its
+   * bounds are its own, so it is a configuration error together with `store`.
+   */
+  pendingStore?: PendingStore
   replay?: ReplayOptions
   dedup?: DedupOptions
   limits?: TerminalLimitsOptions
@@ -185,7 +196,7 @@ export interface ServerLimitsOptions extends TerminalLimitsOptions {
 }
 
 /** Configuration of `createAccessTier(config)`, the config file and the command line. */
-export interface AccessTierConfig extends Omit<DualBrokerOptions, 'broker1' | 'broker2' | 'limits'> {
+export interface AccessTierConfig extends Omit<DualBrokerOptions, 'broker1' | 'broker2' | 'limits' | 'pendingStore'> {
   /** With neither broker1 nor broker2, two embedded Aedes brokers stand in on 127.0.0.1 (demo mode). */
   broker1?: BrokerOptions
   broker2?: BrokerOptions

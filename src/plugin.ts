@@ -144,6 +144,10 @@ export async function dualBroker (aedes: Aedes, options: DualBrokerOptions & Plu
   const { logger = silentLogger, ...rest } = options
   const parsed = pluginSchema.safeParse(rest)
   if (!parsed.success) throw new ConfigError(formatIssues(parsed.error, rest, pluginSchema))
+  if (parsed.data.pendingStore !== undefined && parsed.data.store !== undefined) {
+    // Which store would win, and whose bounds, would be a guess: refused, as any other conflict.
+    throw new ConfigError(['pendingStore: not together with store: store configures the LevelDB store; a given store has its own bounds'])
+  }
   const tier = new DualBroker(aedes, parsed.data, logger)
   const core = coreOf(tier)
   core.attach(() => { void tier.close() })

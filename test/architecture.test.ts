@@ -27,7 +27,8 @@ const MAY_NOT_IMPORT: Record<string, RegExp> = {
   'src/terminal/': /^src\/(failover|handlers|node)\/|^src\/(core|plugin|server)\.ts/,
   'src/node/': /^src\/(failover|terminal|handlers)\/|^src\/(core|plugin|server)\.ts/,
   'src/handlers/': /^src\/(failover|upstream\/(broker-health|connection)\.ts)|^src\/(core|plugin|server)\.ts/,
-  'src/store/': /^src\/(?!store\/|errors\.ts|logger\.ts|mqtt\/)/
+  'src/store/': /^src\/(?!store\/|errors\.ts|logger\.ts|mqtt\/)/,
+  'src/config/': /^src\/(?!config\/|errors\.ts|store\/types\.ts)/
 }
 
 t.test('each part imports only the parts below it (upstream knows nothing of routing or failover)', async (t) => {

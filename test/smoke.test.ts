@@ -7,7 +7,7 @@ import { startAedes } from './support/aedes-broker.js'
 t.test('the package entries export the documented API, the plugin entry without the server', async (t) => {
   t.same(Object.keys(api).sort(), [
     'ConfigError', 'ConnectRefusedError', 'DualBroker', 'DualBrokerError', 'ERROR_CODES', 'LOCAL_TOPIC_PREFIX',
-    'StoreClosedError', 'StoreFullError', 'dualBroker', 'tierPlugin'
+    'MemoryPendingStore', 'StoreClosedError', 'StoreFullError', 'dualBroker', 'tierPlugin'
   ])
   t.same(Object.keys(server).sort(), ['createAccessTier'])
   t.equal(api.LOCAL_TOPIC_PREFIX, '$SYS/dual-broker/')

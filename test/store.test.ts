@@ -23,16 +23,10 @@ function msg (i: number, extra: Partial<PendingMessage> = {}): PendingMessage {
   return { topic: `t/${i}`, payload: Buffer.from(`p${i}`), qos: 1, retain: false, clientId: 'c1', acceptedAt: 1_700_000_000_000 + i, ...extra }
 }
 
-t.test('concurrent appends keep call order in seq and in read order', async t => {
-  const store = await openStore(t, tempDir(t))
-  const stored = await Promise.all(Array.from({ length: 2000 }, (_, i) => store.append(msg(i))))
-  t.same(stored.map(s => s.seq), Array.from({ length: 2000 }, (_, i) => i + 1), 'seq follows call order')
-  const read = await store.read(0, 5000)
-  t.same(read.map(m => m.payload.toString()), stored.map(s => s.payload.toString()))
-  t.same(read.map(m => m.seq), stored.map(s => s.seq))
-})
+// What every PendingStore does is in test/store-contract.test.ts; here, LevelDB's own: what survives
+// a reopen, group commit and fsync, open errors, and its constructor's path and fsync.
 
-t.test('binary payloads and all fields round trip byte for byte', async t => {
+t.test('binary payloads and all fields round trip byte for byte across a reopen', async t => {
   const dir = tempDir(t)
   const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
   const sent: PendingMessage[] = [
@@ -110,50 +104,6 @@ t.test('close flushes queued appends; the store refuses work afterwards', async 
   t.equal(reopened.count, 20)
 })
 
-t.test('delete after read removes exactly the acknowledged entries', async t => {
-  const dir = tempDir(t)
-  const store = await openStore(t, dir)
-  for (let i = 0; i < 10; i++) await store.append(msg(i))
-  const page = await store.read(0, 4)
-  t.same(page.map(m => m.seq), [1, 2, 3, 4])
-  await Promise.all(page.map(m => store.delete(m.seq)))
-  await store.delete(2) // duplicate ack
-  await store.delete(12345) // unknown seq
-  t.equal(store.count, 6)
-  t.equal(store.stats.deleted, 4, 'duplicates and unknown seqs are not counted')
-  t.same((await store.read(0, 100)).map(m => m.seq), [5, 6, 7, 8, 9, 10])
-  await store.close()
-  const reopened = await openStore(t, dir)
-  t.equal(reopened.count, 6)
-})
-
-t.test('paging through 10,000 entries in pages of 100', async t => {
-  const store = await openStore(t, tempDir(t))
-  const n = 10_000
-  await Promise.all(Array.from({ length: n }, (_, i) => store.append(msg(i))))
-  let after = 0
-  let pages = 0
-  const seen: number[] = []
-  for (;;) {
-    const page = await store.read(after, 100)
-    if (page.length === 0) break
-    t.ok(page.length <= 100)
-    pages++
-    for (const m of page) seen.push(Number(m.topic.slice(2)))
-    after = page[page.length - 1]!.seq
-  }
-  t.equal(pages, 100)
-  t.same(seen, Array.from({ length: n }, (_, i) => i), 'all entries, in order')
-  let viaIterate = 0
-  let last = 0
-  for await (const m of store.iterate(0, 100)) {
-    if (m.seq <= last) t.fail(`out of order at ${m.seq}`)
-    last = m.seq
-    viaIterate++
-  }
-  t.equal(viaIterate, n, 'iterate() yields the same entries')
-})
-
 t.test('open errors name the path and the cause, and never touch the data', async t => {
   const dir = tempDir(t)
   const file = path.join(dir, 'a-file')
@@ -190,4 +140,11 @@ t.test('a corrupt store is reported, not repaired', async t => {
   const check = new Level<Buffer, Buffer>(foreign, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
   t.equal((await check.get(key))?.toString(), 'garbage', 'the entry is still there')
   await check.close()
+})
+
+t.test('the constructor refuses a missing path and an unknown fsync with DUALBROKER_ERR_STORE_OPTIONS', async t => {
+  const bounds = { maxMessages: 10, maxBytes: 1000, overflow: 'reject-new' } as const
+  t.throws(() => new LevelPendingStore({ ...bounds, path: '' }), { code: 'DUALBROKER_ERR_STORE_OPTIONS', message: /path must be a non-empty string/ })
+  t.throws(() => new LevelPendingStore({ ...bounds } as unknown as LevelPendingStoreOptions), { code: 'DUALBROKER_ERR_STORE_OPTIONS', message: /path/ })
+  t.throws(() => new LevelPendingStore({ ...bounds, path: tempDir(t), fsync: 'sometimes' as never }), { code: 'DUALBROKER_ERR_STORE_OPTIONS', message: /fsync/ })
 })

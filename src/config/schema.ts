@@ -1,5 +1,6 @@
 import { isIP } from 'node:net'
 import { z } from 'zod'
+import type { PendingStore } from '../store/types.js'
 import { duration, size } from './units.js'
 
 const URL_PROTOCOLS = new Set(['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'tls:', 'ws:', 'wss:'])
@@ -134,6 +135,16 @@ export const nodeSchema = z.strictObject({
   clientId: z.string().min(1).max(256).optional()
 })
 
+const STORE_METHODS = ['open', 'append', 'read', 'iterate', 'delete', 'close', 'on', 'off'] as const
+const STORE_GETTERS = ['count', 'bytes', 'stats'] as const
+
+/** An instance of the `PendingStore` contract (src/store/types.ts), judged by its members as Aedes judges a persistence. */
+const pendingStore = z.custom<PendingStore>((value) => {
+  if (typeof value !== 'object' || value === null) return false
+  const store = value as Record<string, unknown>
+  return STORE_METHODS.every((name) => typeof store[name] === 'function') && STORE_GETTERS.every((name) => name in store)
+}, { error: `expected a PendingStore instance (such as MemoryPendingStore): an object with ${STORE_METHODS.join(', ')} methods and ${STORE_GETTERS.join(', ')}` })
+
 /** Options of `dualBroker(aedes, options)`. */
 export const pluginSchema = z.strictObject({
   broker1: brokerSchema,
@@ -142,6 +153,8 @@ export const pluginSchema = z.strictObject({
   policies: z.array(policySchema).default([]),
   defaultPolicy: policyMode.default('both'),
   store: storeSchema.optional(),
+  /** The deployment's own pending store, used instead of LevelDB; not with `store` (its bounds are the instance's own). */
+  pendingStore: pendingStore.optional(),
   replay: replaySchema.default(replaySchema.parse({})),
   dedup: dedupSchema.default(dedupSchema.parse({})),
   limits: terminalLimitsSchema.default(terminalLimitsSchema.parse({})),
@@ -157,7 +170,8 @@ const PORT = { error: 'expected an integer from 0 to 65535' }
 const port = z.number(PORT).int(PORT).min(0, PORT).max(65535, PORT)
 
 /** Configuration of `createAccessTier(config)`, the config file and the command line. */
-export const serverSchema = pluginSchema.extend({
+// An instance is no configuration a file or a flag can give: the server keeps its LevelDB store.
+export const serverSchema = pluginSchema.omit({ pendingStore: true }).extend({
   /** Without broker1 and broker2 the server starts two embedded Aedes brokers on 127.0.0.1 (see `embeddedPorts`). */
   broker1: brokerSchema.optional(),
   broker2: brokerSchema.optional(),

@@ -3,7 +3,7 @@ import type { TierCounters } from '../state.js'
 import type { TierEmitter, TierMode } from '../events.js'
 import type { Logger } from '../logger.js'
 import type { RoutingTable } from '../routing/routing-table.js'
-import type { LevelPendingStore, StoredMessage } from '../store/index.js'
+import type { PendingStore, StoredMessage } from '../store/index.js'
 import type { BrokerHealth } from '../upstream/broker-health.js'
 import { Replayer, type ReplayOptions } from './replayer.js'
 import type { StoreSink } from './store-sink.js'
@@ -50,7 +50,7 @@ export class ModeMachine {
 
   constructor (private readonly options: ModeMachineOptions) {}
 
-  private get store (): LevelPendingStore | undefined {
+  private get store (): PendingStore | undefined {
     return this.options.sink?.store
   }
 

@@ -2,7 +2,7 @@ import type { Logger } from '../logger.js'
 import type { TierCounters } from '../state.js'
 import type { OutgoingPublish, PublishStore } from '../routing/outbox.js'
 import type { Policy } from '../routing/routing-table.js'
-import type { LevelPendingStore } from '../store/index.js'
+import type { PendingStore } from '../store/index.js'
 
 /**
  * Where routed publishes enter the pending store: it counts what is being
@@ -16,7 +16,7 @@ export class StoreSink implements PublishStore {
   appending = 0
   private quietWaiters: Array<() => void> = []
 
-  constructor (readonly store: LevelPendingStore, private readonly counters: TierCounters, private readonly logger: Logger) {}
+  constructor (readonly store: PendingStore, private readonly counters: TierCounters, private readonly logger: Logger) {}
 
   append (message: OutgoingPublish, policy: Policy, anyBroker: boolean): Promise<unknown> {
     const now = Date.now()

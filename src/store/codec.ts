@@ -1,4 +1,5 @@
 import type { PendingMessage, StoredMessage } from './types.js'
+import { entryError, messageError } from './errors.js'
 import { packQosRetain, unpackQos, unpackRetain } from '../mqtt/protocol.js'
 
 // Key space: 'm' + 8-byte big-endian seq for messages (byte order = seq order),
@@ -17,7 +18,7 @@ export function encodeKey (seq: number): Buffer {
 }
 
 export function decodeKey (key: Buffer): number {
-  if (key.length !== 9 || key[0] !== MSG_PREFIX) throw new Error(`not a message key: ${key.toString('hex')}`)
+  if (key.length !== 9 || key[0] !== MSG_PREFIX) throw entryError(`not a message key: ${key.toString('hex')}`)
   return key.readUInt32BE(1) * 2 ** 32 + key.readUInt32BE(5)
 }
 
@@ -39,15 +40,34 @@ const HEADER = 23
 const MAX_ID = 0xff
 const MAX_STR = 0xffff
 
+/**
+ * Refuses what the value format cannot hold, with `DUALBROKER_ERR_STORE_MESSAGE`: every store
+ * checks appends with it, so that a message one store takes is taken by all.
+ */
+export function checkMessage (msg: PendingMessage): void {
+  checkTypes(msg)
+  checkLengths(Buffer.byteLength(msg.topic, 'utf8'), Buffer.byteLength(msg.clientId, 'utf8'), Buffer.byteLength(msg.id ?? '', 'utf8'))
+}
+
+function checkTypes (msg: PendingMessage): void {
+  if (!(msg.payload instanceof Uint8Array)) throw messageError('payload must be a Buffer')
+  if (typeof msg.topic !== 'string' || typeof msg.clientId !== 'string') throw messageError('topic and clientId must be strings')
+  if (msg.id !== undefined && typeof msg.id !== 'string') throw messageError('id must be a string')
+  if (msg.qos !== 0 && msg.qos !== 1 && msg.qos !== 2) throw messageError(`invalid qos ${String(msg.qos)}`)
+}
+
+function checkLengths (topic: number, clientId: number, id: number): void {
+  if (topic > MAX_STR) throw messageError('topic longer than 65535 bytes')
+  if (clientId > MAX_STR) throw messageError('clientId longer than 65535 bytes')
+  if (id > MAX_ID) throw messageError('message id longer than 255 bytes')
+}
+
 export function encodeValue (msg: PendingMessage): Buffer {
-  if (!(msg.payload instanceof Uint8Array)) throw new TypeError('payload must be a Buffer')
+  checkTypes(msg)
   const topic = Buffer.from(msg.topic, 'utf8')
   const clientId = Buffer.from(msg.clientId, 'utf8')
-  if (topic.length > MAX_STR) throw new RangeError('topic longer than 65535 bytes')
-  if (clientId.length > MAX_STR) throw new RangeError('clientId longer than 65535 bytes')
-  if (msg.qos !== 0 && msg.qos !== 1 && msg.qos !== 2) throw new RangeError(`invalid qos ${String(msg.qos)}`)
   const id = Buffer.from(msg.id ?? '', 'utf8')
-  if (id.length > MAX_ID) throw new RangeError('message id longer than 255 bytes')
+  checkLengths(topic.length, clientId.length, id.length)
   const hasExpiry = msg.expiresAt !== undefined
   const value = Buffer.allocUnsafe(HEADER + topic.length + clientId.length + id.length + msg.payload.length)
   value[0] = VERSION
@@ -65,8 +85,8 @@ export function encodeValue (msg: PendingMessage): Buffer {
 }
 
 function checkHeader (value: Buffer): void {
-  if (value.length < HEADER || value[0] !== VERSION || (value[1]! & 3) === 3) throw new Error('unknown value format')
-  if (HEADER + value.readUInt16BE(18) + value.readUInt16BE(20) + value[22]! > value.length) throw new Error('truncated value')
+  if (value.length < HEADER || value[0] !== VERSION || (value[1]! & 3) === 3) throw entryError('unknown value format')
+  if (HEADER + value.readUInt16BE(18) + value.readUInt16BE(20) + value[22]! > value.length) throw entryError('truncated value')
 }
 
 /** Bytes an entry counts against `maxBytes`: topic + payload. */

@@ -11,7 +11,28 @@ export class StoreFullError extends DualBrokerError {
 /** The store is not open (never opened, or closed). */
 export class StoreClosedError extends DualBrokerError {
   override name = 'StoreClosedError'
-  constructor (path: string) {
-    super('DUALBROKER_ERR_STORE_CLOSED', `pending store at ${path} is not open`)
+  /** `where` says which store: `at <path>`, or `in memory`. */
+  constructor (where: string) {
+    super('DUALBROKER_ERR_STORE_CLOSED', `pending store ${where} is not open`)
   }
+}
+
+/** A store constructor given options it cannot use; thrown at construction, before anything is opened. */
+export function optionsError (message: string): DualBrokerError {
+  return new DualBrokerError('DUALBROKER_ERR_STORE_OPTIONS', `pending store: ${message}`)
+}
+
+/** A message the store cannot hold as given (the append rejects with it). */
+export function messageError (message: string): DualBrokerError {
+  return new DualBrokerError('DUALBROKER_ERR_STORE_MESSAGE', `pending store: ${message}`)
+}
+
+/** `open()` called on a store that was opened before (the tier opens the store it is given itself). */
+export function openedTwiceError (where: string, state: string): DualBrokerError {
+  return new DualBrokerError('DUALBROKER_ERR_STORE_OPEN', `pending store ${where} cannot be opened twice (state: ${state})`)
+}
+
+/** An entry on disk the store cannot read. */
+export function entryError (message: string): DualBrokerError {
+  return new DualBrokerError('DUALBROKER_ERR_STORE_OPEN', message)
 }

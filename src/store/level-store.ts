@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events'
 import { decodeKey, decodeValue, encodeKey, encodeValue, expiresAtOf, messageSize, MSG_RANGE_END } from './codec.js'
 import { planCommit, type CommitPlan, type Counters, type QueuedAppend, type QueuedDelete } from './commit-plan.js'
-import { StoreClosedError } from './errors.js'
+import { checkBounds } from './bounds.js'
+import { openedTwiceError, optionsError, StoreClosedError } from './errors.js'
 import { silentLogger } from '../logger.js'
 import { openLevel, type Db } from './open-level.js'
 import type {
@@ -13,6 +14,7 @@ import type {
 const MAX_GROUP_APPENDS = 1024
 const MAX_GROUP_BYTES = 4 * 1024 * 1024
 const DEFAULT_PAGE = 100
+const FSYNC_MODES: ReadonlySet<unknown> = new Set(['always', 'batch', 'never'])
 
 
 export class LevelPendingStore extends EventEmitter<PendingStoreEvents> implements PendingStore {
@@ -32,13 +34,10 @@ export class LevelPendingStore extends EventEmitter<PendingStoreEvents> implemen
 
   constructor (options: LevelPendingStoreOptions) {
     super()
-    if (!options.path) throw new TypeError('pending store: path is required')
-    for (const name of ['maxMessages', 'maxBytes'] as const) {
-      if (!Number.isSafeInteger(options[name]) || options[name] < 1) throw new RangeError(`pending store: ${name} must be a positive integer`)
-    }
-    if (!['drop-oldest', 'reject-new'].includes(options.overflow)) throw new RangeError(`pending store: invalid overflow ${options.overflow}`)
+    checkBounds(options)
+    if (typeof options.path !== 'string' || options.path === '') throw optionsError('path must be a non-empty string')
     this.fsync = options.fsync ?? 'batch'
-    if (!['always', 'batch', 'never'].includes(this.fsync)) throw new RangeError(`pending store: invalid fsync ${this.fsync}`)
+    if (!FSYNC_MODES.has(this.fsync)) throw optionsError(`fsync must be "always", "batch" or "never", not ${JSON.stringify(this.fsync)}`)
     this.path = options.path
     this.options = options
     this.log = options.logger ?? silentLogger
@@ -51,7 +50,7 @@ export class LevelPendingStore extends EventEmitter<PendingStoreEvents> implemen
   get stats (): Readonly<StoreStats> { return { ...this._stats } }
 
   open (): Promise<void> {
-    if (this.state !== 'new') return Promise.reject(new Error(`pending store at ${this.path} cannot be opened twice (state: ${this.state})`))
+    if (this.state !== 'new') return Promise.reject(openedTwiceError(`at ${this.path}`, this.state))
     this.state = 'opening'
     this.opening = this.doOpen()
     return this.opening
@@ -72,7 +71,7 @@ export class LevelPendingStore extends EventEmitter<PendingStoreEvents> implemen
 
   append (msg: PendingMessage): Promise<StoredMessage> {
     return new Promise((resolve, reject) => {
-      if (this.state !== 'open') return reject(new StoreClosedError(this.path))
+      if (this.state !== 'open') return reject(new StoreClosedError(`at ${this.path}`))
       const value = encodeValue(msg) // throws (→ rejects) on invalid input
       this.appendQueue.push({ msg, value, size: messageSize(msg), resolve, reject })
       this.kick()
@@ -139,13 +138,13 @@ export class LevelPendingStore extends EventEmitter<PendingStoreEvents> implemen
   }
 
   private openDb (): Db {
-    if (this.state !== 'open' || !this.db) throw new StoreClosedError(this.path)
+    if (this.state !== 'open' || !this.db) throw new StoreClosedError(`at ${this.path}`)
     return this.db
   }
 
   private enqueueDelete (seq: number, reason: QueuedDelete['reason']): Promise<void> {
     return new Promise((resolve, reject) => {
-      if (this.state !== 'open') return reject(new StoreClosedError(this.path))
+      if (this.state !== 'open') return reject(new StoreClosedError(`at ${this.path}`))
       this.deleteQueue.push({ seq, reason, resolve, reject })
       this.kick()
     })

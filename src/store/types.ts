@@ -39,7 +39,7 @@ export interface StoreStats {
   rejectedFull: number
   /** Entries found expired by `read()` and deleted. */
   expired: number
-  /** `db.batch` writes issued (one per group commit). */
+  /** `db.batch` writes issued by LevelDB (one per group commit); always 0 in memory. */
   batches: number
 }
 
@@ -54,10 +54,21 @@ export interface PendingStoreEvents {
   dropped: [DroppedEvent]
 }
 
-/** Durable FIFO of publishes waiting for Broker1. */
+/**
+ * The FIFO of publishes waiting for Broker1: everything the tier asks of a pending store, so that
+ * any implementation fits behind it (the plugin's `pendingStore` option), as Aedes takes any
+ * persistence. `LevelPendingStore` (durable, the default) and `MemoryPendingStore` (not durable)
+ * both keep it; test/store-contract.test.ts runs the same suite against each.
+ *
+ * The tier owns the store's life: it calls `open()` once at start and `close()` when it closes.
+ */
 export interface PendingStore {
+  /** Called once, before any other method; rejects when the store cannot be used. */
   open(): Promise<void>
-  /** Resolves once the message is committed (durable per the fsync mode). */
+  /**
+   * Resolves once the message is committed (durable per the store's own terms). Rejects with
+   * `StoreFullError` when a bound refuses it, `StoreClosedError` when the store is not open.
+   */
   append(msg: PendingMessage): Promise<StoredMessage>
   /**
    * Up to `limit` live messages with seq > `afterSeq`, in seq order.
@@ -73,8 +84,11 @@ export interface PendingStore {
   /** Sum of topic (utf8) + payload bytes of the stored entries. */
   readonly bytes: number
   readonly stats: Readonly<StoreStats>
-  /** Flushes queued writes, then closes. */
+  /** Flushes queued writes, then closes; later calls of the other methods reject with `StoreClosedError`. */
   close(): Promise<void>
+  /** `dropped`: entries removed unacknowledged (a bound under `drop-oldest`, or expired); the tier counts and re-emits it. */
+  on<E extends keyof PendingStoreEvents>(event: E, listener: (...args: PendingStoreEvents[E]) => void): unknown
+  off<E extends keyof PendingStoreEvents>(event: E, listener: (...args: PendingStoreEvents[E]) => void): unknown
 }
 
 export type FsyncMode = 'always' | 'batch' | 'never'
@@ -83,7 +97,18 @@ export type OverflowPolicy = 'drop-oldest' | 'reject-new'
 /** The store writes to the tier's logger (any pino instance fits). */
 export type StoreLogger = Pick<Logger, 'info' | 'warn' | 'error'>
 
-export interface LevelPendingStoreOptions {
+/** What every store bounds itself by; checked by its constructor. */
+export interface StoreBounds {
+  /** Most messages kept (a positive integer). */
+  maxMessages: number
+  /** Most bytes kept, counted as topic (utf8) + payload (a positive integer). */
+  maxBytes: number
+  /** At a bound: evict the oldest entries (`dropped` event), or refuse the new message (`StoreFullError`). */
+  overflow: OverflowPolicy
+  logger?: StoreLogger
+}
+
+export interface LevelPendingStoreOptions extends StoreBounds {
   path: string
   /**
    * 'always': one synced write per append (no grouping);
@@ -91,8 +116,7 @@ export interface LevelPendingStoreOptions {
    * 'never': group commit without sync (survives a process crash, not an OS crash).
    */
   fsync?: FsyncMode
-  maxMessages: number
-  maxBytes: number
-  overflow: OverflowPolicy
-  logger?: StoreLogger
 }
+
+/** `MemoryPendingStore` keeps the same bounds; it has no file and no fsync. */
+export type MemoryPendingStoreOptions = StoreBounds
