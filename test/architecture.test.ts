@@ -40,6 +40,26 @@ t.test('each part imports only the parts below it (upstream knows nothing of rou
   }
 })
 
+/** The rows of docs/ARCHITECTURE.md's parts table, bottom up: each row's folders and files. */
+function partsOfTheMap (): string[][] {
+  const map = readFileSync(new URL('docs/ARCHITECTURE.md', `file://${root}`), 'utf8')
+  const table = map.slice(map.indexOf('| part | its job |'), map.indexOf('\nThe seams between parts'))
+  return table.split('\n').slice(2).filter((row) => row.startsWith('|')).map((row) => [...row.split('|')[1]!.matchAll(/`((?:src|plugins)\/[^`]*)`/g)].map((m) => m[1]!))
+}
+
+t.test('docs/ARCHITECTURE.md\'s parts, in its order: every module is in one, and no import points down the list', async (t) => {
+  const rows = partsOfTheMap()
+  t.ok(rows.length >= 15, `${rows.length} parts read from the map`)
+  const rowOf = (module: string): number => rows.findIndex((names) => names.some((name) => name.endsWith('/') ? module.startsWith(name) : module === name))
+  const unmapped = [...graph.keys()].filter((module) => rowOf(module) === -1)
+  t.same(unmapped, [], 'every module of src/ and plugins/ is in a row of the map')
+  const downward: string[] = []
+  for (const [module, imports] of graph) {
+    for (const target of imports) if (rowOf(target) > rowOf(module)) downward.push(`${module} → ${target}`)
+  }
+  t.same(downward, [], 'each import points to its own part or one above it in the map')
+})
+
 t.test('the plugin entry knows no plugin and no server; plugins know only the public entry', async (t) => {
   const reachable = new Set<string>()
   const visit = (module: string): void => {
