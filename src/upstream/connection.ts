@@ -70,6 +70,8 @@ const TERMINAL: ConnectionOptions = {}
 
 const DISCONNECT = Buffer.from([0xe0, 0x00]) // [MQTT-3.14.1]: remaining length 0; valid in 3.1.1 and 5
 const PINGREQ = Buffer.from([0xc0, 0x00]) // [MQTT-3.12.1]
+/** The close reason of a connection whose broker did not answer CONNECT within the connect timeout. */
+export const NO_CONNACK = 'no CONNACK in time'
 /** How long a closing connection may take to hand its last packets to a broker that does not read them. */
 const CLOSE_GRACE_MS = 1000
 
@@ -83,6 +85,8 @@ const CLOSE_GRACE_MS = 1000
  */
 export class UpstreamConnection implements KeepaliveTarget {
   online = false
+  /** The broker accepted the CONNECT (the connection may have closed since). */
+  accepted = false
   /** What the broker's CONNACK said: it kept the session, and resends what the terminal had not acked [MQTT-4.4.0-1]. */
   sessionPresent = false
   lastReadAt = performance.now()
@@ -95,6 +99,8 @@ export class UpstreamConnection implements KeepaliveTarget {
   private connectTimer: NodeJS.Timeout | undefined
   /** Why it closed: the last socket error (a certificate that does not verify, a reset), a timeout. */
   closeReason = 'connection closed'
+  /** The 3.1.1 return code of a CONNACK that refused the connection (MQTT 5 reason codes mapped). */
+  refusedWith: number | undefined
   private sourcePorts = false
   /** The socket's source address: taken from the broker's pool, if it has one, unless the options name one. */
   private readonly localAddress: string | undefined
@@ -115,7 +121,8 @@ export class UpstreamConnection implements KeepaliveTarget {
     private readonly connectPacket: IConnectPacket,
     private readonly options: ConnectionOptions = TERMINAL
   ) {
-    const { protocolVersion } = endpoint.options
+    // The CONNECT's own version: under `auto` the health link tries 5, then 4, on one endpoint.
+    const protocolVersion = connectPacket.protocolVersion === 5 ? 5 : 4
     this.writeOptions = { protocolVersion }
     this.parser = parser({ protocolVersion })
     this.parser.on('packet', (packet) => this.onPacket(packet))
@@ -132,6 +139,11 @@ export class UpstreamConnection implements KeepaliveTarget {
         : error.message
     })
     this.socket.on('close', () => this.onClose())
+  }
+
+  /** The MQTT version this connection speaks. */
+  get protocolVersion (): 4 | 5 {
+    return this.writeOptions.protocolVersion
   }
 
   get keepalive (): number {
@@ -151,7 +163,7 @@ export class UpstreamConnection implements KeepaliveTarget {
       return opened
     }
     this.writer.write(connect)
-    this.connectTimer = setTimeout(() => this.fail('no CONNACK in time'), this.options.connectTimeoutMs ?? this.endpoint.health.connectTimeoutMs)
+    this.connectTimer = setTimeout(() => this.fail(NO_CONNACK), this.options.connectTimeoutMs ?? this.endpoint.health.connectTimeoutMs)
     return opened
   }
 
@@ -291,7 +303,8 @@ export class UpstreamConnection implements KeepaliveTarget {
       case 'pingresp':
         this.pingSentAt = 0
         return
-      case 'disconnect': return this.fail('DISCONNECT from broker') // MQTT 5 server-initiated
+      // MQTT 5 server-initiated [MQTT-3.14.2-1]: its reason is the close reason the logs show.
+      case 'disconnect': return this.fail(`DISCONNECT from broker, reason 0x${(packet.reasonCode ?? 0).toString(16).padStart(2, '0')}${packet.properties?.reasonString === undefined ? '' : ` (${packet.properties.reasonString})`}`)
     }
   }
 
@@ -300,11 +313,13 @@ export class UpstreamConnection implements KeepaliveTarget {
     this.connectTimer = undefined
     const code = packet.returnCode ?? packet.reasonCode ?? 0
     if (code !== 0) {
-      this.settleOpen({ kind: 'refused', returnCode: toMqtt311ReturnCode(code) })
+      this.refusedWith = toMqtt311ReturnCode(code)
+      this.settleOpen({ kind: 'refused', returnCode: this.refusedWith })
       this.socket.destroy()
       return
     }
     this.online = true
+    this.accepted = true
     this.sessionPresent = packet.sessionPresent
     this.receiveMaximum = packet.properties?.receiveMaximum ?? MAX_PACKET_ID
     keepalives.add(this)

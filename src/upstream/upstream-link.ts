@@ -36,8 +36,6 @@ export interface UpstreamLinkOptions {
   readonly acks: PublishAcks
 }
 
-const SESSION_NEVER_EXPIRES = 0xffffffff // MQTT 5 [MQTT-3.1.2-23]: the 3.1.1 meaning of clean = false
-
 const BUSY: ConnectOutcome = { kind: 'unreachable', reason: 'busy' }
 
 /**
@@ -80,21 +78,36 @@ export class UpstreamLink implements ConnectionOwner {
     return this.connection.open()
   }
 
+  /**
+   * The terminal's CONNECT as this broker gets it. Over MQTT 5 it also carries what 3.1.1 cannot
+   * say: the Receive Maximum that bounds the deliveries in flight to this terminal
+   * [MQTT-3.3.4-9], a persistent session's expiry (clean = false: `sessions.expirySeconds`,
+   * "never" by default, the 3.1.1 meaning [MQTT-3.1.2-23]; clean = true: none, the session ends
+   * with the connection), and the will's delay, so that a terminal whose node was lost and that
+   * is back within it, through any node, publishes no will [MQTT-3.1.3-9].
+   */
   private connectPacket (): IConnectPacket {
-    const { identity, endpoint: { options } } = this
+    const { identity, endpoint } = this
+    const { options, terms } = endpoint
+    const protocolVersion = endpoint.protocolVersion
     const username = options.username ?? identity.username
     const password = options.password !== undefined ? Buffer.from(options.password) : identity.password
+    const mqtt5 = protocolVersion === 5
     return {
       cmd: 'connect',
       protocolId: 'MQTT',
-      protocolVersion: options.protocolVersion,
+      protocolVersion,
       clientId: options.clientIdPrefix + identity.clientId,
       clean: identity.clean,
       keepalive: identity.keepalive,
       ...(username !== undefined && { username }),
       ...(password !== undefined && { password }),
-      ...(identity.will !== undefined && { will: identity.will }),
-      ...(options.protocolVersion === 5 && !identity.clean && { properties: { sessionExpiryInterval: SESSION_NEVER_EXPIRES } })
+      ...(identity.will !== undefined && {
+        will: mqtt5 && terms.willDelaySeconds > 0 ? { ...identity.will, properties: { willDelayInterval: terms.willDelaySeconds } } : identity.will
+      }),
+      ...(mqtt5 && {
+        properties: { receiveMaximum: terms.receiveMaximum, ...(!identity.clean && { sessionExpiryInterval: terms.sessionExpirySeconds }) }
+      })
     }
   }
 
