@@ -173,10 +173,16 @@ export class UpstreamConnection implements KeepaliveTarget {
       this.writer.write(generate(this.publishPacket(message, 0), this.writeOptions), message)
       return
     }
-    if (this.sent.size >= this.receiveMaximum) { // [MQTT-4.9.0-2] the broker's receive maximum
+    // [MQTT-4.9.0-2] the broker's receive maximum; behind what is held already, in order: an
+    // ack's callbacks may let the terminal publish again before the held ones were sent.
+    if (this.held.length > 0 || this.sent.size >= this.receiveMaximum) {
       this.held.push(message)
       return
     }
+    this.send(message)
+  }
+
+  private send (message: UpstreamPublish): void {
     const messageId = this.packetId()
     this.sent.set(messageId, message)
     this.writer.write(generate(this.publishPacket(message, messageId), this.writeOptions))
@@ -336,7 +342,11 @@ export class UpstreamConnection implements KeepaliveTarget {
     if (message === undefined) return
     this.sent.delete(messageId)
     if (reasonCode < FAILURE) this.owner.published(message)
-    if (this.held.length > 0) this.publish(this.held.shift()!)
+    this.sendHeld()
+  }
+
+  private sendHeld (): void {
+    while (this.held.length > 0 && this.sent.size < this.receiveMaximum && this.online) this.send(this.held.shift()!)
   }
 
   /**
@@ -358,7 +368,7 @@ export class UpstreamConnection implements KeepaliveTarget {
     if (this.releasing?.delete(messageId) !== true) return this.acked(messageId)
     if (this.options.qos2SafeAtPubcomp === true) this.owner.published(this.sent.get(messageId)!)
     this.sent.delete(messageId)
-    if (this.held.length > 0) this.publish(this.held.shift()!)
+    this.sendHeld()
   }
 
   private settleOpen (outcome: ConnectOutcome): void {

@@ -86,6 +86,14 @@ for (const kind of BROKER_KINDS) {
       }
       await second.disconnect()
     }
-    t.same(seen.tier, seen.direct, `through the tier as straight at the broker: ${JSON.stringify(seen.direct)}`)
+    if (kind === 'mosquitto') {
+      // Deliberate (README "What a terminal observes"): to the tier's MQTT 5 session mosquitto sends
+      // a live message once per matching subscription (§3.3.4 allows it), to a 3.1.1 client once.
+      const direct = seen.direct as { first: Array<[string, boolean]> }
+      const perFilter = direct.first.flatMap((m) => m[1] ? [m] : [m, m, m])
+      t.same(seen.tier, { ...direct, first: perFilter }, `through the tier: each live message once per matching filter: ${JSON.stringify(seen.tier)}`)
+    } else {
+      t.same(seen.tier, seen.direct, `through the tier as straight at the broker: ${JSON.stringify(seen.direct)}`)
+    }
   })
 }
