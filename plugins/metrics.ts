@@ -114,6 +114,38 @@ export function metricsPlugin (tier: ObservedTier, options: MetricsOptions = {})
   gauge('pending_messages', 'Publishes waiting in the pending store', (s) => s.pending.messages)
   gauge('pending_bytes', 'Bytes waiting in the pending store', (s) => s.pending.bytes)
   gauge('clients', 'Connected terminals with an upstream session pair', (s) => s.clients)
+  add(new Counter({
+    name: prefix + 'sessions_restored_total',
+    help: 'Terminal sessions a broker came back without, made whole by re-subscribing what the tier knew',
+    labelNames: ['broker'],
+    registers: [registry],
+    collect () {
+      const { restored } = tier.state.counters.sessions
+      this.reset()
+      for (const broker of BROKERS) this.inc({ broker }, restored[broker])
+    }
+  }))
+  add(new Counter({
+    name: prefix + 'reconnects_asked_total',
+    help: 'Terminals whose connection was ended without a will because a broker came back without their session, by broker and reason',
+    labelNames: ['broker', 'reason'],
+    registers: [registry],
+    collect () {
+      const { reconnectsAsked } = tier.state.counters.sessions
+      this.reset()
+      for (const broker of BROKERS) for (const [reason, count] of Object.entries(reconnectsAsked[broker])) this.inc({ broker, reason }, count)
+    }
+  }))
+  add(new Gauge({
+    name: prefix + 'sessions_lost',
+    help: 'Connected terminals whose session at the broker is not whole: being re-subscribed, or asked to reconnect and not back',
+    labelNames: ['broker'],
+    registers: [registry],
+    collect () {
+      const { sessionsLost } = tier.state
+      for (const broker of BROKERS) this.set({ broker }, sessionsLost[broker])
+    }
+  }))
 
   const ackSeconds = add(new Histogram({
     name: prefix + 'publish_ack_seconds',

@@ -6,7 +6,9 @@
  */
 import type { IPublishPacket } from 'mqtt-packet'
 import { attachHooks, type AttachedHooks } from './aedes/hooks.js'
-import { type Aedes, type Client, type PublishPacket, stopReading } from './aedes/internals.js'
+import {
+  type Aedes, aedesPacket, type Client, observePublish, publishesObserved, type PublishPacket, serverSubscriptionsOf, stopReading
+} from './aedes/internals.js'
 import { type ResolvedOptions, SESSION_NEVER_EXPIRES } from './config/schema.js'
 import { newCounters, type TierCounters } from './state.js'
 import type { TierEmitter, TierState } from './events.js'
@@ -22,11 +24,14 @@ import { authorizeSubscribe } from './handlers/subscribe.js'
 import { onUnsubscribe } from './handlers/unsubscribe.js'
 import { TerminalCaps } from './limits/terminal-caps.js'
 import type { Logger } from './logger.js'
+import { NodeSession } from './node/node-session.js'
+import type { PublishObservers } from './node/observations.js'
 import type { OutboxPorts } from './routing/outbox.js'
 import { PolicyTable, RoutingTable } from './routing/routing-table.js'
 import { LevelPendingStore } from './store/index.js'
 import type { ForwardFilter } from './terminal/delivery-relay.js'
 import { SessionRegistry } from './terminal/registry.js'
+import { SessionLoss } from './terminal/session-loss.js'
 import { TerminalSession } from './terminal/session.js'
 import { BrokerEndpoint, type SessionTerms } from './upstream/broker-endpoint.js'
 import { BrokerHealth } from './upstream/broker-health.js'
@@ -47,10 +52,15 @@ export class TierCore {
   readonly healths: readonly [BrokerHealth, BrokerHealth]
   readonly sessions = new SessionRegistry()
   readonly counters: TierCounters = newCounters()
+  /** Sessions a broker came back without, until whole again (src/terminal/session-loss.ts). */
+  readonly loss: SessionLoss
   /** Caps on hostile terminals; its `refusals` also count what the server's listeners refuse. */
   readonly caps: TerminalCaps
   readonly table: RoutingTable
   readonly modes: ModeMachine
+  /** The node's own session: the deployment's `aedes.publish` and `aedes.subscribe` (src/node/). */
+  readonly node: NodeSession
+  private readonly observers: PublishObservers
   private readonly sink: StoreSink | undefined
   private readonly outbox: OutboxPorts
   /** Present when an upstream speaks MQTT 5: each publish then carries an id its copies are recognised by. */
@@ -79,11 +89,27 @@ export class TierCore {
     this.sink = store === undefined ? undefined : new StoreSink(store, this.counters, logger)
     this.table = new RoutingTable(new PolicyTable(options.policies, options.defaultPolicy), store !== undefined)
     this.outbox = { table: this.table, store: this.sink, counters: this.counters, events, health }
+    this.loss = new SessionLoss(this.counters, logger, events, health)
     this.modes = new ModeMachine({
       healths: this.healths, table: this.table, sink: this.sink, replay: options.replay, timing: health,
-      counters: this.counters, events, logger, rerouteAll: () => this.sessions.rerouteAll()
+      counters: this.counters, events, logger, rerouteAll: () => this.rerouteAll(),
+      sessionsWhole: () => this.loss.whole(0)
     })
     this.caps = new TerminalCaps(options.limits, this.counters.refused, logger)
+    this.observers = {
+      active: () => publishesObserved(aedes),
+      observe: (packet, client, failed) => observePublish(aedes, packet, client, failed)
+    }
+    this.node = new NodeSession({
+      clientId: options.node.clientId ?? `dual-broker-node-${aedes.id}`,
+      healths: this.healths,
+      outbox: this.outbox,
+      counters: this.counters,
+      dedup: options.dedup,
+      messageIds: this.messageIds,
+      observers: this.observers,
+      packetFor: (content) => aedesPacket(aedes, content)
+    })
   }
 
   /** The handlers, given their ports, composed with the instance's own hooks; `aedesClosed` when the instance closes. */
@@ -99,8 +125,10 @@ export class TierCore {
     this.attached = attachHooks(this.aedes, {
       ...connectHandlers(connectPorts),
       authorizeSubscribe: authorizeSubscribe({ sessions, caps }),
-      authorizePublish: (theirs) => authorizePublish({ sessions, caps, messageIds: this.messageIds }, theirs),
+      authorizePublish: (theirs) => authorizePublish({ sessions, caps, messageIds: this.messageIds, observers: this.observers }, theirs),
       authorizeForward,
+      appPublish: (packet, done) => this.node.publish(packet, done),
+      serverSubscribe: this.node,
       listeners: {
         // After Aedes' own CONNACK: the deliveries the brokers sent meanwhile follow, never before [MQTT-3.2.0-1].
         clientReady: (client: Client) => sessions.get(client)?.ready(),
@@ -114,6 +142,8 @@ export class TierCore {
     this.forwardFilter = theirs === undefined
       ? undefined
       : (client, packet) => theirs(client, packet as unknown as PublishPacket) as unknown as IPublishPacket | null | undefined
+    // The deployment's subscriptions made before the plugin came: subscribed upstream as the node's session opens.
+    for (const [filter, handler] of serverSubscriptionsOf(this.aedes)) this.node.subscribe(filter, handler, () => {})
     this.sweepAcks()
     this.healths.forEach((health, index) => this.watch(health, index as 0 | 1))
   }
@@ -129,7 +159,8 @@ export class TierCore {
       dedup,
       maxInflight: limits.maxInflight,
       forwardFilter: this.forwardFilter,
-      qos2: this.sessions.qos2Exchanges(client.id, identity.clean)
+      qos2: this.sessions.qos2Exchanges(client.id, identity.clean),
+      loss: this.loss
     })
   }
 
@@ -141,6 +172,7 @@ export class TierCore {
       this.logger.info({ broker, url: health.endpoint.safeUrl, protocolVersion, decided: health.endpoint.negotiates }, 'broker up')
       this.events.emit('broker-up', { broker, protocolVersion })
       for (const session of this.sessions.values()) void session.bringInLine(index)
+      void this.node.bringInLine(index)
       if (this.started) this.modes.brokerUp(index)
     })
     health.on('down', (reason) => {
@@ -149,6 +181,7 @@ export class TierCore {
       // The mode changes first, so that what the lost sessions had in flight is routed by the new mode.
       if (this.started) this.modes.brokerDown(index, reason)
       for (const session of this.sessions.values()) session.links[index].drop()
+      this.node.links[index].drop()
     })
   }
 
@@ -167,8 +200,15 @@ export class TierCore {
     }))
     for (const health of this.healths) health.start()
     await Promise.all(verdicts)
+    await this.node.open()
     this.started = true
     this.modes.start()
+  }
+
+  /** The tier's mode changed: every publisher's waiting publishes are routed again, the node's among them. */
+  private rerouteAll (): void {
+    this.sessions.rerouteAll()
+    this.node.outbox.flush()
   }
 
   sweepAcks (): void {
@@ -188,6 +228,12 @@ export class TierCore {
       this.logger.warn({ broker: link.endpoint.name, clientId: session.client.id }, 'publish ack timed out')
       health.suspect('publish ack timed out')
       if (health.state === 'down') link.drop() // only this session's link was slow: move its messages on
+    }
+    const link = this.node.outbox.overdue(performance.now(), this.options.health.ackTimeoutMs)
+    if (link !== undefined) {
+      this.logger.warn({ broker: link.endpoint.name, clientId: this.node.clientId }, 'publish ack timed out')
+      this.healths[link.index].suspect('publish ack timed out')
+      if (this.healths[link.index].state === 'down') link.drop()
     }
   }
 
@@ -210,7 +256,9 @@ export class TierCore {
       clients: this.sessions.size,
       pending: { messages: store?.count ?? 0, bytes: store?.bytes ?? 0 },
       store: { enabled: store !== undefined, writable: error === undefined, ...(error !== undefined && { error }) },
-      counters: this.counters
+      sessionsLost: { broker1: this.loss.lost(0), broker2: this.loss.lost(1) },
+      counters: this.counters,
+      node: { clientId: this.node.clientId, online: { broker1: this.node.links[0].online, broker2: this.node.links[1].online } }
     }
   }
 
@@ -220,7 +268,7 @@ export class TierCore {
     for (const session of sessions) stopReading(session.client)
     let timer: NodeJS.Timeout | undefined
     const timedOut = new Promise<false>((resolve) => { timer = setTimeout(resolve, timeoutMs, false) })
-    const safe = Promise.all(sessions.map((session) => session.outbox.whenEmpty()))
+    const safe = Promise.all([...sessions.map((session) => session.outbox.whenEmpty()), this.node.outbox.whenEmpty()])
       .then(() => Promise.all(sessions.map((session) => written(session.client.conn))))
       .then(() => true)
     const drained = await Promise.race([safe, timedOut])
@@ -233,9 +281,10 @@ export class TierCore {
     this.closing = true
     this.attached?.detach()
     clearInterval(this.ackSweep)
-    await this.sessions.closeAll()
+    await Promise.all([this.sessions.closeAll(), this.node.close()])
     await Promise.all(this.healths.map((health) => health.close()))
     await this.modes.close()
+    this.loss.close()
     this.caps.close()
   }
 }

@@ -29,6 +29,12 @@ export const ERROR_CODES = {
   DUALBROKER_ERR_CONNECT_REFUSED: 'connection refused',
   /** A publish from a terminal whose upstream session has ended. */
   DUALBROKER_ERR_NO_SESSION: 'no upstream session',
+  /** A publish of the deployment's code (`aedes.publish`) that reached no broker: dropped by its policy, or QoS 0 with no broker up. */
+  DUALBROKER_ERR_DROPPED: 'publish dropped',
+  /** `aedes.publish` with a topic no MQTT publish may have (empty, or with a wildcard). */
+  DUALBROKER_ERR_INVALID_TOPIC: 'invalid topic',
+  /** A broker refused the node's subscription for `aedes.subscribe`. */
+  DUALBROKER_ERR_SUBSCRIBE_REFUSED: 'subscription refused',
   /** A publish topic longer than `limits.maxTopicLength`: Aedes closes the connection. */
   DUALBROKER_ERR_TOPIC_TOO_LONG: 'topic too long'
 } as const

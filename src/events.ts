@@ -20,6 +20,10 @@ export interface DualBrokerEvents {
   'replay-end': [event: { replayed: number, durationMs: number }]
   /** Messages discarded: by a `drop` policy, by a full store (`drop-oldest`), or expired (TTL). */
   dropped: [event: { reason: 'policy' | 'overflow' | 'expired', count: number, topic?: string }]
+  /** A broker came back without some terminals' sessions: not whole there until restored or the terminals are back. */
+  'sessions-lost': [event: { broker: BrokerName }]
+  /** Every connected terminal's session at that broker is whole again. */
+  'sessions-whole': [event: { broker: BrokerName }]
   /** A live publish was acked by its broker (emitted only while someone listens; for latency metrics). */
   'publish-acked': [event: { broker: BrokerName, qos: Qos, seconds: number }]
 }

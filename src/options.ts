@@ -62,6 +62,11 @@ export interface HealthOptions {
   ackTimeoutMs?: number
   /** Broker1 must be up this long, after a completed CONNACK, before traffic returns to it. Default 2000 ms. */
   failbackDelayMs?: number
+  /**
+   * After `failbackDelayMs`, the longest failback waits for the sessions of connected terminals to be
+   * whole at Broker1 (a Broker1 that came back without them). Default 10000 ms; 0 = do not wait.
+   */
+  sessionRestoreTimeoutMs?: number
   /** Retry period of lost sessions and health links. Default 500 ms. */
   reconnectPeriodMs?: number
   /** Live publishes a lost broker acked this recently are sent again to the next target; 0 = off. Default 500 ms. */
@@ -163,6 +168,16 @@ export interface DualBrokerOptions {
   limits?: TerminalLimitsOptions
   wills?: WillOptions
   sessions?: SessionOptions
+  node?: NodeOptions
+}
+
+/** The node's own session at both brokers: the deployment's `aedes.publish` and `aedes.subscribe` go through it. */
+export interface NodeOptions {
+  /**
+   * Its client id at both brokers (after `clientIdPrefix`). Default `dual-broker-node-` + the Aedes
+   * instance's `id`. Must be unique per node: two nodes with one id take the session from each other.
+   */
+  clientId?: string
 }
 
 /** Terminals over TLS. */

@@ -26,7 +26,29 @@ export interface TierState {
   pending: { messages: number, bytes: number }
   /** Whether the pending store takes writes; `error` is the last write error while it does not. */
   store: { enabled: boolean, writable: boolean, error?: string }
+  /**
+   * Connected terminals whose session at that broker is not whole: the broker came back without
+   * it and the tier is re-subscribing, or the terminal was asked to reconnect and is not back yet.
+   */
+  sessionsLost: Record<BrokerName, number>
   counters: TierCounters
+  /** The node's own session (the deployment's `aedes.publish` and `aedes.subscribe`): its client id, and where it is online. */
+  node: { clientId: string, online: Record<BrokerName, boolean> }
+}
+
+/**
+ * Why a terminal was asked to reconnect (its connection ended without a will) after a broker
+ * came back without its session: `unknown-subscriptions`, the tier does not know them all (the
+ * terminal's CONNACK said session present: they were made in an earlier connection or through
+ * another node); `restore-refused`, the broker refused one of them again.
+ */
+export type ReconnectReason = 'unknown-subscriptions' | 'restore-refused'
+
+export interface SessionLossCounts {
+  /** Sessions a broker came back without, made whole again by re-subscribing what the tier knew. */
+  restored: Record<BrokerName, number>
+  /** Terminals asked to reconnect (ended without a will) because a broker lost their session, per reason. */
+  reconnectsAsked: Record<BrokerName, Record<ReconnectReason, number>>
 }
 
 /**
@@ -47,6 +69,8 @@ export interface TierCounters {
   duplicates: number
   /** Connections, CONNECTs and filters refused by a limit, per reason (src/limits/refusals.ts). */
   refused: RefusalCounts
+  /** Brokers that came back without a terminal's session (README "What a persistent terminal can rely on"). */
+  sessions: SessionLossCounts
 }
 
 export function newCounters (): TierCounters {
@@ -58,6 +82,13 @@ export function newCounters (): TierCounters {
     failovers: 0,
     failbacks: 0,
     duplicates: 0,
-    refused: newRefusalCounts()
+    refused: newRefusalCounts(),
+    sessions: {
+      restored: { broker1: 0, broker2: 0 },
+      reconnectsAsked: {
+        broker1: { 'unknown-subscriptions': 0, 'restore-refused': 0 },
+        broker2: { 'unknown-subscriptions': 0, 'restore-refused': 0 }
+      }
+    }
   }
 }

@@ -24,7 +24,8 @@ const MAY_NOT_IMPORT: Record<string, RegExp> = {
   'src/upstream/': /^src\/(routing|failover|terminal|handlers)\/|^src\/(core|plugin|server)\.ts/,
   'src/routing/': /^src\/(failover|terminal|handlers)\/|^src\/(core|plugin|server)\.ts/,
   'src/failover/': /^src\/(terminal|handlers)\/|^src\/(core|plugin|server)\.ts/,
-  'src/terminal/': /^src\/(failover|handlers)\/|^src\/(core|plugin|server)\.ts/,
+  'src/terminal/': /^src\/(failover|handlers|node)\/|^src\/(core|plugin|server)\.ts/,
+  'src/node/': /^src\/(failover|terminal|handlers)\/|^src\/(core|plugin|server)\.ts/,
   'src/handlers/': /^src\/(failover|upstream\/(broker-health|connection)\.ts)|^src\/(core|plugin|server)\.ts/,
   'src/store/': /^src\/(?!store\/|errors\.ts|logger\.ts|mqtt\/)/
 }

@@ -28,7 +28,7 @@ t.test('limits.maxClientIdLength: a longer client id is refused with return code
   t.equal(await connackCode(url, { clientId: 'x'.repeat(65) }), 2, '65 bytes: identifier rejected')
   t.equal(await connackCode(url, { clientId: 'é'.repeat(33) }), 2, '33 two-byte characters are 66 bytes: rejected')
   t.equal(await connackCode(url, { clientId: 'x'.repeat(64) }), 0, '64 bytes: accepted')
-  t.equal(b1.connectsTotal(), 1 + 1, 'Broker1 saw the health link and the accepted terminal only')
+  t.equal(b1.connectsTotal(), 2 + 1, 'Broker1 saw the health link, the node\'s own session and the accepted terminal only')
   t.equal(tier.state.counters.refused['client-id-length'], 2, 'both refusals counted')
 })
 

@@ -9,7 +9,8 @@ import { parseMetrics, series } from './support/prometheus.js'
 const NAMES = [
   'dualbroker_broker_up', 'dualbroker_broker_protocol_version', 'dualbroker_failovers_total', 'dualbroker_failbacks_total', 'dualbroker_forwarded_total',
   'dualbroker_stored_total', 'dualbroker_replayed_total', 'dualbroker_expired_total', 'dualbroker_dropped_total',
-  'dualbroker_refused_total', 'dualbroker_pending_messages', 'dualbroker_pending_bytes', 'dualbroker_clients', 'dualbroker_publish_ack_seconds'
+  'dualbroker_refused_total', 'dualbroker_pending_messages', 'dualbroker_pending_bytes', 'dualbroker_clients', 'dualbroker_publish_ack_seconds',
+  'dualbroker_sessions_restored_total', 'dualbroker_reconnects_asked_total', 'dualbroker_sessions_lost'
 ]
 
 t.test('metrics follow a failover, a stored backlog and its replay (README "Operating it")', async (t) => {
@@ -100,8 +101,9 @@ t.test('processMetrics: false leaves the process metrics out', async (t) => {
   // The plugin reads only `state`, `on` and `off`: a still tier is enough here.
   const state = {
     brokers: { broker1: { state: 'up' }, broker2: { state: 'up' } },
-    counters: { failovers: 0, failbacks: 0, stored: 0, replayed: 0, forwarded: { broker1: [0, 0, 0], broker2: [0, 0, 0] }, dropped: { policy: 0, overflow: 0, expired: 0, qos0: 0 }, refused: {} },
+    counters: { failovers: 0, failbacks: 0, stored: 0, replayed: 0, forwarded: { broker1: [0, 0, 0], broker2: [0, 0, 0] }, dropped: { policy: 0, overflow: 0, expired: 0, qos0: 0 }, refused: {}, sessions: { restored: { broker1: 0, broker2: 0 }, reconnectsAsked: { broker1: {}, broker2: {} } } },
     pending: { messages: 0, bytes: 0 },
+    sessionsLost: { broker1: 0, broker2: 0 },
     clients: 0
   }
   const tier = { state, on () {}, off () {} }

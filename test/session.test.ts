@@ -73,7 +73,7 @@ t.test('takeover: the first terminal is closed and each broker keeps one session
   await Promise.all([b1, b2].map((b) => untilBroker(b, () => single(b), `one twin at ${b.url}`)))
   // Nothing announces a leaked session reconnecting: watch for a few reconnect periods.
   await stillHolds(() => single(b1) && single(b2), 5 * tier.options.health.reconnectPeriodMs, 'one twin per broker')
-  t.same([b1.connectsTotal(), b2.connectsTotal()], [3, 3], 'health link + two terminal sessions, no reconnect')
+  t.same([b1.connectsTotal(), b2.connectsTotal()], [4, 4], 'health link, the node\'s own session and two terminal sessions, no reconnect')
   await second.subscribeAsync('twin/echo', { qos: 1 })
   const echo = nextMessage(second)
   await second.publishAsync('twin/echo', 'still here', { qos: 1 })
@@ -97,7 +97,7 @@ t.test('tier.close() ends every upstream session and the health links', async (t
   const { url, close } = await startTier(t, b1.url, b2.url)
   await connectClient(t, url, { clientId: 'a' })
   await connectClient(t, url, { clientId: 'b', clean: false })
-  t.same([b1.connections(), b2.connections()], [3, 3])
+  t.same([b1.connections(), b2.connections()], [4, 4], 'health link, the node\'s own session, two terminals')
   await close()
   await Promise.all([b1, b2].map((b) => untilBroker(b, () => b.connections() === 0, `no connection left at ${b.url}`)))
   t.same([b1.connections(), b2.connections()], [0, 0])
@@ -106,7 +106,7 @@ t.test('tier.close() ends every upstream session and the health links', async (t
 t.test('the user\'s own authenticate runs first', async (t) => {
   const b1 = await startAedes(t)
   const b2 = await startAedes(t)
-  const { url } = await startTier(t, b1.url, b2.url, {
+  const { url, tier } = await startTier(t, b1.url, b2.url, {
     aedes: {
       authenticate (_client, username, _password, done) {
         if (username === 'friend') done(null, true)
@@ -114,8 +114,10 @@ t.test('the user\'s own authenticate runs first', async (t) => {
       }
     }
   })
+  // The broker counts a connection a little after the tier read its CONNACK.
+  await Promise.all([b1, b2].map((b) => untilBroker(b, () => holding(b, tier.state.node.clientId) === 1, `the node's session at ${b.url}`)))
   const healthOnly = [b1.connectsTotal(), b2.connectsTotal()]
-  t.same(healthOnly, [1, 1])
+  t.same(healthOnly, [2, 2], 'the health link and the node\'s own session')
   t.equal(await connackCode(url, { username: 'stranger' }), 5, 'refused by the user\'s hook')
   t.same([b1.connectsTotal(), b2.connectsTotal()], healthOnly, 'a refused terminal never reached a broker')
   await connectClient(t, url, { clientId: 'friend-1', username: 'friend' })
@@ -127,7 +129,7 @@ t.test('a broker refusing the terminal: its return code, and no session left at 
   const b2 = await startAedes(t, { aedes: { authenticate: (_c, _u, _p, done) => done(refusal(4), false) } })
   const { url } = await startTier(t, b1.url, b2.url)
   t.equal(await connackCode(url, { clientId: 'rejected' }), 4)
-  t.equal(b1.connectsTotal(), 2, 'the tier did open a session at Broker1 (health link + terminal)')
+  t.equal(b1.connectsTotal(), 3, 'the tier did open a session at Broker1 (health link, the node\'s own session, the terminal)')
   await gone(b1, 'rejected')
   t.equal(holding(b1, 'rejected'), 0, 'Broker1 keeps no session for it')
 })

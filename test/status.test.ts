@@ -16,6 +16,7 @@ interface Health {
   mode: string
   brokers: Record<string, { state: string, url: string }>
   pending: { messages: number, bytes: number }
+  node: { clientId: string, online: Record<string, boolean> }
 }
 
 async function health (base: string): Promise<{ code: number, body: Health }> {
@@ -58,6 +59,7 @@ t.test('/health: 200 while a broker is up, 503 with both down, 200 again', async
   let h = await health(status.url)
   t.equal(h.code, 200)
   t.match(h.body, { status: 'ok', mode: 'normal', brokers: { broker1: { state: 'up', url: b1.url }, broker2: { state: 'up' } }, pending: { messages: 0, bytes: 0 } })
+  t.same(h.body.node, { clientId: tier.state.node.clientId, online: { broker1: true, broker2: true } }, 'the node\'s own session, by its client id')
 
   const failover = nextEvent(tier, 'failover')
   await b1.kill()
@@ -155,7 +157,9 @@ t.test('the rendered page takes everything from the state as text, never as mark
     clients: 0,
     pending: { messages: 0, bytes: 0 },
     store: { enabled: true, writable: true },
+    sessionsLost: { broker1: 0, broker2: 0 },
     counters: tierCounters(),
+    node: { clientId: 'dual-broker-node-1', online: { broker1: false, broker2: true } },
     replay: null,
     events: [{ at: 0, type: 'broker-down', detail: hostile }],
     history: []

@@ -58,10 +58,10 @@ export async function statusServer (tier: ObservedTier, options: StatusServerOpt
 
   const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void | Promise<void>> = {
     '/health': (_req, res) => {
-      const { mode, brokers, clients, pending, store } = tier.state
+      const { mode, brokers, clients, pending, store, sessionsLost, node } = tier.state
       const status = stopping ? 'stopping' : isAvailable({ brokers }) ? 'ok' : 'unavailable'
-      // A store that refuses writes keeps the node up (Broker2 still serves) but is said, for alerting.
-      reply(res, status === 'ok' ? 200 : 503, 'application/json', JSON.stringify({ status, mode, brokers, pending, store, clients }))
+      // A store that refuses writes, or a broker (the standby) that lost sessions, keeps the node up but is said, for alerting.
+      reply(res, status === 'ok' ? 200 : 503, 'application/json', JSON.stringify({ status, mode, brokers, pending, store, clients, sessionsLost, node }))
     },
     '/metrics': async (_req, res) => reply(res, 200, metrics.contentType, await metrics.metrics()),
     '/': (_req, res) => reply(res, 200, 'text/html; charset=utf-8', statusPage(feed.snapshot(true))),

@@ -6,8 +6,10 @@
  * pass the tier's `authorizeForward` gate, then theirs. `detach` gives the
  * instance its own hooks back.
  */
-import type { Aedes, AuthenticateHook, AuthorizeForwardHook, AuthorizePublishHook, AuthorizeSubscribeHook, PreConnectHook } from './internals.js'
-import { bypassLocalRouting, hooksOf, isDefaultAuthorizeForward } from './internals.js'
+import type {
+  Aedes, AppPublish, AuthenticateHook, AuthorizeForwardHook, AuthorizePublishHook, AuthorizeSubscribeHook, PreConnectHook, ServerSubscribe
+} from './internals.js'
+import { hooksOf, isDefaultAuthorizeForward, routeSubscriptions, routeThroughBrokers } from './internals.js'
 
 export interface TierHooks {
   preConnect: PreConnectHook
@@ -17,6 +19,10 @@ export interface TierHooks {
   authorizePublish: (theirs: AuthorizePublishHook) => AuthorizePublishHook
   /** A gate in front of the instance's own `authorizeForward`. */
   authorizeForward: AuthorizeForwardHook
+  /** `aedes.publish` of the deployment's own code (no client, outside `$SYS/`). */
+  appPublish: AppPublish
+  /** `aedes.subscribe` / `aedes.unsubscribe` of the deployment's own code (outside `$SYS/`). */
+  serverSubscribe: ServerSubscribe
   /** Listeners of Aedes events, by event name. */
   listeners: Record<string, (...args: any[]) => void>
 }
@@ -29,16 +35,18 @@ export interface AttachedHooks {
 
 export function attachHooks (aedes: Aedes, ours: TierHooks): AttachedHooks {
   const hooks = hooksOf(aedes)
-  // Read one by one: `publish` lives on the prototype, and a spread would miss it.
+  // Read one by one: `publish`, `subscribe` and `unsubscribe` live on the prototype, and a spread would miss them.
   const original = {
     preConnect: hooks.preConnect,
     authenticate: hooks.authenticate,
     authorizeSubscribe: hooks.authorizeSubscribe,
     authorizePublish: hooks.authorizePublish,
     authorizeForward: hooks.authorizeForward,
-    publish: hooks.publish
+    publish: hooks.publish,
+    subscribe: hooks.subscribe,
+    unsubscribe: hooks.unsubscribe
   }
-  const ownPublish = Object.hasOwn(hooks, 'publish')
+  const own = (['publish', 'subscribe', 'unsubscribe'] as const).filter((name) => Object.hasOwn(hooks, name))
   hooks.preConnect = (client, packet, callback) => original.preConnect.call(aedes, client, packet, (error, ok) => {
     if (error !== null || !ok) return callback(error, ok)
     ours.preConnect(client, packet, callback)
@@ -52,7 +60,8 @@ export function attachHooks (aedes: Aedes, ours: TierHooks): AttachedHooks {
     ours.authorizeSubscribe(client, allowed, callback)
   })
   hooks.authorizePublish = ours.authorizePublish(original.authorizePublish.bind(aedes))
-  hooks.publish = bypassLocalRouting(original.publish)
+  hooks.publish = routeThroughBrokers(original.publish, ours.appPublish)
+  routeSubscriptions(hooks, ours.serverSubscribe)
   const theirForward = original.authorizeForward.bind(aedes)
   hooks.authorizeForward = (client, packet) => ours.authorizeForward(client, packet) == null ? null : theirForward(client, packet)
   for (const [event, listener] of Object.entries(ours.listeners)) aedes.on(event as 'ping', listener)
@@ -61,7 +70,8 @@ export function attachHooks (aedes: Aedes, ours: TierHooks): AttachedHooks {
     detach () {
       for (const [event, listener] of Object.entries(ours.listeners)) aedes.removeListener(event, listener)
       Object.assign(hooks, original)
-      if (!ownPublish) delete (hooks as Partial<typeof hooks>).publish
+      // Methods Aedes keeps on its prototype go back to being read from there.
+      for (const name of ['publish', 'subscribe', 'unsubscribe'] as const) if (!own.includes(name)) delete (hooks as Partial<typeof hooks>)[name]
     }
   }
 }

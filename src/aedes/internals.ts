@@ -5,6 +5,8 @@
  * rest of the tier calls these.
  */
 import type { Aedes, Client, ConnectPacket, PublishPacket, Subscription } from 'aedes'
+import AedesPacket from 'aedes-packet'
+import type { Qlobber } from 'qlobber'
 import { DualBrokerError } from '../errors.js'
 
 export type { Aedes, Client, ConnectPacket, PublishPacket, Subscription }
@@ -32,6 +34,11 @@ export interface AedesHooks {
   authorizeSubscribe: AuthorizeSubscribeHook
   publish: BrokerPublish
   authorizeForward: AuthorizeForwardHook
+  published: (packet: PublishPacket, client: Client | null, callback: Callback) => void
+  subscribe: BrokerSubscribe
+  unsubscribe: BrokerSubscribe
+  /** Aedes' message router (mqemitter, or a shared one such as mqemitter-redis). */
+  mq: object
   closed: boolean
   /** The options Aedes was created with; it reads `drainTimeout` each time it waits for a full socket. */
   opts: { drainTimeout: number }
@@ -61,6 +68,23 @@ export function hideSessionFromAedes (packet: ConnectPacket): void {
 }
 
 /**
+ * A persistent terminal's session lives on at the brokers when it goes, yet
+ * Aedes saw a clean one (`hideSessionFromAedes`). Aedes reads `client.clean`
+ * again while it closes the client: from then on it reads false, so that Aedes
+ * ends it as a persistent one, without announcing that its subscriptions went
+ * (the `unsubscribe` event), as plain Aedes does. While connected it stays
+ * clean, so that Aedes stores nothing of the terminal's. (Aedes binds its
+ * `close` at construction: wrapping it would miss the socket's end.)
+ */
+export function endAsPersistentSession (client: Client): void {
+  Object.defineProperty(client, 'clean', {
+    configurable: true,
+    get (this: Client): boolean { return !this.closed },
+    set () {} // Aedes sets it from the CONNECT, whose clean flag the tier set (hideSessionFromAedes)
+  })
+}
+
+/**
  * Aedes writes a QoS 1 PUBACK (QoS 2 PUBREC) as soon as `authorizePublish`
  * calls back, and holding the hook would stop it reading the terminal's next
  * packets. Marked QoS 0, the publish gets no ack of Aedes' own: the tier
@@ -70,20 +94,122 @@ export function takeOverPublishAck (packet: PublishPacket): void {
   packet.qos = 0
 }
 
+/** Where the node's own publishes go (`aedes.publish` with no client): through the brokers. */
+export type AppPublish = (packet: PublishPacket, done: Callback) => void
+
 /**
  * Aedes would route a terminal's publish locally, store it as retained and
  * queue it for offline clients: all of that happens at the brokers instead,
- * so nothing reaches a terminal twice. Publishes of Aedes itself ($SYS) and of
- * plugins (client null) keep Aedes' own path.
+ * so nothing reaches a terminal twice. A publish of the deployment's own code
+ * (`aedes.publish(packet, done)`, no client) is a publish of the node, and
+ * goes through the brokers too (`app`). Aedes' `$SYS/` topics keep its own
+ * path: they are the node's, never mirrored upstream.
  */
-export function bypassLocalRouting (original: BrokerPublish): BrokerPublish {
+export function routeThroughBrokers (original: BrokerPublish, app: AppPublish): BrokerPublish {
   return function publish (this: unknown, packet, client, done) {
-    if (typeof client === 'object' && client !== null) {
-      done?.()
-      return
+    if (typeof client === 'function') {
+      done = client
+      client = null
     }
-    original.call(this, packet, client, done)
+    if (client !== null && client !== undefined) return done?.() // a terminal's: the tier routed it already
+    if (packet.topic.startsWith(SYS_PREFIX)) return original.call(this, packet, client, done)
+    app(packet, done ?? noop)
   }
+}
+
+const SYS_PREFIX = '$SYS/'
+const noop: Callback = () => {}
+
+/** A handler of `aedes.subscribe(filter, handler)`: Aedes' mq calls it with each matching message. */
+export type MessageHandler = (packet: PublishPacket, callback: () => void) => void
+export type BrokerSubscribe = (topic: string, handler: MessageHandler, done?: Callback) => void
+
+/** The deployment's own subscriptions (`aedes.subscribe`), received through the brokers. */
+export interface ServerSubscribe {
+  subscribe: (filter: string, handler: MessageHandler, done: Callback) => void
+  unsubscribe: (filter: string, handler: MessageHandler) => void
+}
+
+/**
+ * Aedes subscribes each terminal's filters through the same `subscribe` the
+ * deployment calls, with a delivery function of its own: those are named
+ * (lib/handlers/subscribe.js), and stay Aedes' (the tier gates them in
+ * `authorizeForward`).
+ */
+function isTerminalDelivery (handler: MessageHandler): boolean {
+  return handler.name === 'handlePacketSubscription' || handler.name === 'deliverSharp'
+}
+
+/**
+ * `aedes.subscribe` and `aedes.unsubscribe` of the deployment's code: the
+ * handler stays in Aedes' mq (where the node's `$SYS/` messages still reach
+ * it), and the filter is subscribed through the node's own upstream sessions
+ * (`server`), which deliver what the brokers route. `done` once the brokers answered.
+ */
+export function routeSubscriptions (hooks: AedesHooks, server: ServerSubscribe): void {
+  const { subscribe, unsubscribe } = hooks
+  hooks.subscribe = function (this: unknown, topic, handler, done) {
+    if (isTerminalDelivery(handler) || topic.startsWith(SYS_PREFIX)) return subscribe.call(this, topic, handler, done)
+    subscribe.call(this, topic, handler, (error) => {
+      if (error != null) return done?.(error)
+      server.subscribe(topic, handler, done ?? noop)
+    })
+  }
+  hooks.unsubscribe = function (this: unknown, topic, handler, done) {
+    if (!isTerminalDelivery(handler) && !topic.startsWith(SYS_PREFIX)) server.unsubscribe(topic, handler)
+    unsubscribe.call(this, topic, handler, done)
+  }
+}
+
+interface MqInternals {
+  _matcher?: Qlobber<MessageHandler>
+}
+
+/**
+ * The subscriptions the deployment made with `aedes.subscribe` before the
+ * plugin was attached: read from the trie of Aedes' mq (mqemitter and
+ * mqemitter-redis keep one qlobber), leaving out Aedes' own terminals' and `$SYS/`.
+ */
+export function serverSubscriptionsOf (aedes: Aedes): Array<[string, MessageHandler]> {
+  const trie = (hooksOf(aedes).mq as MqInternals)._matcher?.get_trie()
+  if (trie === undefined) throw new DualBrokerError('DUALBROKER_ERR_AEDES_UNSUPPORTED', 'this Aedes mq has no qlobber matcher: the deployment\'s subscriptions cannot be found')
+  const found: Array<[string, MessageHandler]> = []
+  const visit = (node: Map<string, unknown>, words: string[]): void => {
+    for (const [word, child] of node) {
+      if (word !== '/') {
+        visit(child as Map<string, unknown>, [...words, word])
+        continue
+      }
+      const filter = words.join('/')
+      if (filter.startsWith(SYS_PREFIX)) continue
+      for (const handler of child as MessageHandler[]) if (!isTerminalDelivery(handler)) found.push([filter, handler])
+    }
+  }
+  visit(trie, [])
+  return found
+}
+
+// aedes-packet's typings declare a namespace; the module is the constructor itself.
+const Packet = AedesPacket as unknown as new (original: object, broker: Aedes) => PublishPacket
+
+/** A packet as Aedes hands it to the handlers of `aedes.subscribe` (aedes-packet). */
+export function aedesPacket (aedes: Aedes, content: { topic: string, payload: Buffer, qos: number, retain: boolean, clientId?: string }): PublishPacket {
+  return new Packet(content, aedes)
+}
+
+/** Someone observes publishes: a listener of Aedes' `publish` event, or a `published` hook of the deployment's. */
+export function publishesObserved (aedes: Aedes): boolean {
+  return aedes.listenerCount('publish') > 0 || hooksOf(aedes).published.name !== 'defaultPublished'
+}
+
+/**
+ * What Aedes does last for each publish it routed (its `callPublished`): the
+ * deployment's `published` hook, then the `publish` event. `failed` hears the
+ * hook's error, on which Aedes would disconnect the client.
+ */
+export function observePublish (aedes: Aedes, packet: PublishPacket, client: Client | null, failed: Callback): void {
+  hooksOf(aedes).published(packet, client, failed)
+  aedes.emit('publish', packet, client as Client)
 }
 
 /** Aedes' default `authorizeForward` forwards everything; it exports no reference to it, so it is known by name. */
@@ -205,6 +331,15 @@ export function reportSessionPresent (client: Client): void {
     }
     return ownWrite.call(this, bytes, ...rest)
   }
+}
+
+/**
+ * Aedes' `ack` event, for a delivery the tier wrote and the terminal acked
+ * (Aedes itself never saw it): only while someone listens.
+ */
+export function announceAck (client: Client, packet: object | undefined): void {
+  const broker = (client as unknown as { broker: Aedes }).broker
+  if (broker.listenerCount('ack') > 0) broker.emit('ack', packet as PublishPacket, client)
 }
 
 /** The stream Aedes reads this terminal from (see `peerAddress` in listeners.ts). */

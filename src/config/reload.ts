@@ -13,6 +13,7 @@ export const LIVE_KEYS: ReadonlySet<string> = new Set([
   'health.connectTimeoutMs',
   'health.ackTimeoutMs',
   'health.failbackDelayMs',
+  'health.sessionRestoreTimeoutMs',
   'health.reconnectPeriodMs',
   'health.resendWindowMs',
   'limits.maxInflight',

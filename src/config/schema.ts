@@ -74,6 +74,11 @@ export const healthSchema = z.strictObject({
   connectTimeoutMs: z.number().int().positive().default(5000),
   ackTimeoutMs: z.number().int().positive().default(5000),
   failbackDelayMs: z.number().int().nonnegative().default(2000),
+  /**
+   * After `failbackDelayMs`, failback waits at most this long for the sessions of connected
+   * terminals to be whole at Broker1 (re-subscribed, or the terminals asked to reconnect back).
+   */
+  sessionRestoreTimeoutMs: z.number().int().nonnegative().default(10000),
   reconnectPeriodMs: z.number().int().positive().default(500),
   /**
    * Live publishes a broker acked this recently are sent again when it is lost: a broker killed
@@ -154,6 +159,15 @@ export const sessionsSchema = z.strictObject({
   }).default('never')
 })
 
+/** The node's own session at the brokers, which carries the deployment's `aedes.publish` and `aedes.subscribe`. */
+export const nodeSchema = z.strictObject({
+  /**
+   * Its client id at both brokers (with `clientIdPrefix`); default `dual-broker-node-` + the Aedes
+   * instance's `id`. Unique per node: two nodes with one id would take the session from each other.
+   */
+  clientId: z.string().min(1).max(256).optional()
+})
+
 /** Options of `dualBroker(aedes, options)`. */
 export const pluginSchema = z.strictObject({
   broker1: brokerSchema,
@@ -166,7 +180,8 @@ export const pluginSchema = z.strictObject({
   dedup: dedupSchema.default(dedupSchema.parse({})),
   limits: terminalLimitsSchema.default(terminalLimitsSchema.parse({})),
   wills: willsSchema.default(willsSchema.parse({})),
-  sessions: sessionsSchema.default(sessionsSchema.parse({}))
+  sessions: sessionsSchema.default(sessionsSchema.parse({})),
+  node: nodeSchema.default({})
 })
 
 /** What `dualBroker` runs with, defaults applied. The documented input type is `DualBrokerOptions` in src/options.ts. */

@@ -15,8 +15,13 @@ export interface ModeMachineOptions {
   /** Absent without a pending store. */
   readonly sink: StoreSink | undefined
   readonly replay: ReplayOptions
-  /** `failbackDelayMs`, read at each use (a reload changes it). */
-  readonly timing: Pick<HealthOptions, 'failbackDelayMs'>
+  /** `failbackDelayMs` and `sessionRestoreTimeoutMs`, read at each use (a reload changes them). */
+  readonly timing: Pick<HealthOptions, 'failbackDelayMs' | 'sessionRestoreTimeoutMs'>
+  /**
+   * Resolves once the sessions of this node's connected terminals are whole at Broker1 (a
+   * Broker1 that came back without them is re-subscribed, or its terminals asked to reconnect).
+   */
+  readonly sessionsWhole: () => Promise<void>
   readonly counters: TierCounters
   readonly events: TierEmitter
   readonly logger: Logger
@@ -40,6 +45,8 @@ export class ModeMachine {
   private replayer: Replayer | undefined
   private downSince = 0
   private closed = false
+  /** Changes whenever Broker1 goes down or a failback begins: a failback that waited for sessions across a change gives up. */
+  private attempt = 0
 
   constructor (private readonly options: ModeMachineOptions) {}
 
@@ -75,6 +82,7 @@ export class ModeMachine {
       return
     }
     clearTimeout(this.failbackTimer)
+    this.attempt++
     this.replayer?.stop()
     this.storeGate(true)
     if (this.mode === 'failover') return
@@ -104,6 +112,9 @@ export class ModeMachine {
   /** Broker1 has been stable for the delay: drain the store into it, then go live. */
   private async failback (): Promise<void> {
     if (this.closed || this.options.healths[0].state !== 'up') return
+    const attempt = ++this.attempt
+    if (this.mode !== 'normal') await this.waitForSessions()
+    if (this.closed || this.attempt !== attempt || this.options.healths[0].state !== 'up') return
     this.replayer?.stop()
     this.storeGate(true)
     if (this.store !== undefined && (this.store.count > 0 || this.options.sink!.appending > 0)) {
@@ -132,6 +143,22 @@ export class ModeMachine {
       this.options.events.emit('failback', { downMs })
     }
     this.options.rerouteAll()
+  }
+
+  /**
+   * Traffic returns to Broker1 only once the terminals' sessions there are whole (README "What
+   * a persistent terminal can rely on"), bounded by `health.sessionRestoreTimeoutMs`: a terminal
+   * that does not come back is not waited for longer.
+   */
+  private async waitForSessions (): Promise<void> {
+    const started = Date.now()
+    let timer: NodeJS.Timeout | undefined
+    const bound = new Promise<boolean>((resolve) => { timer = setTimeout(resolve, this.options.timing.sessionRestoreTimeoutMs, false) })
+    const whole = await Promise.race([this.options.sessionsWhole().then(() => true), bound])
+    clearTimeout(timer)
+    const waitedMs = Date.now() - started
+    if (!whole) this.options.logger.warn({ waitedMs }, 'failback: sessions at Broker1 not whole within health.sessionRestoreTimeoutMs')
+    else if (waitedMs > 0) this.options.logger.info({ waitedMs }, 'failback waited for sessions at Broker1')
   }
 
   private async replayTo (index: 0 | 1, accepts: (message: StoredMessage) => boolean): Promise<boolean> {

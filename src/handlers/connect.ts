@@ -3,7 +3,8 @@
  * Broker1 and Broker2 before it gets its CONNACK.
  */
 import {
-  type AuthenticateHook, type Client, type ConnectPacket, hideSessionFromAedes, interceptTerminalAcks, type PreConnectHook, reportSessionPresent
+  type AuthenticateHook, type Client, type ConnectPacket, endAsPersistentSession, hideSessionFromAedes, interceptTerminalAcks, type PreConnectHook,
+  reportSessionPresent
 } from '../aedes/internals.js'
 import { ConnectRefusedError } from '../errors.js'
 import type { TerminalSession } from '../terminal/session.js'
@@ -26,8 +27,10 @@ export function connectHandlers (ports: ConnectPorts): { preConnect: PreConnectH
 
 function preConnect ({ sessions, caps }: ConnectPorts, identities: WeakMap<Client, TerminalIdentity>): PreConnectHook {
   return (client, packet, callback) => {
-    identities.set(client, identityOf(packet))
+    const identity = identityOf(packet)
+    identities.set(client, identity)
     hideSessionFromAedes(packet)
+    if (!identity.clean) endAsPersistentSession(client)
     caps.watch(client) // limits.maxFiltersPerSubscribe (src/limits/terminal-caps.ts)
     interceptTerminalAcks(client, (ack) => sessions.get(client)?.acked(ack) === true)
     callback(null, true)
@@ -76,10 +79,11 @@ function authenticate (ports: ConnectPorts, identities: WeakMap<Client, Terminal
         return done(refusal(returnCode, outOfPorts), false)
       }
       sessions.register(session)
+      const present = sessionPresent(outcomes)
+      session.reported(present)
       session.catchUp()
       endWithSocket(sessions, client) // a close before Aedes registers the client: src/handlers/disconnect.ts
-      // [MQTT-3.2.2-2]: present if a broker kept the session (both do, unless one lost it)
-      if (outcomes.some((outcome) => outcome.kind === 'accepted' && outcome.sessionPresent)) reportSessionPresent(client)
+      if (present) reportSessionPresent(client)
       done(null, true)
     }, (error: Error) => {
       void session.close(true)
@@ -96,6 +100,23 @@ function authenticate (ports: ConnectPorts, identities: WeakMap<Client, Terminal
 export function decide (outcomes: readonly ConnectOutcome[]): number {
   for (const outcome of outcomes) if (outcome.kind === 'refused') return outcome.returnCode
   return outcomes.some((outcome) => outcome.kind === 'accepted') ? 0 : SERVER_UNAVAILABLE
+}
+
+/**
+ * [MQTT-3.2.2-2]: session present 1 only where every broker that answered kept the session, so
+ * that it exists at the one that will deliver to the terminal (Broker1 while it is up). A broker
+ * that lost it makes it 0: the terminal subscribes again, and both sessions are whole. A
+ * degraded CONNECT (one broker unreachable) reports what the other said; the missing one is
+ * checked when it is back (TerminalSession.bringInLine).
+ */
+export function sessionPresent (outcomes: readonly ConnectOutcome[]): boolean {
+  let present = false
+  for (const outcome of outcomes) {
+    if (outcome.kind !== 'accepted') continue
+    if (!outcome.sessionPresent) return false
+    present = true
+  }
+  return present
 }
 
 /** The reasons, when a broker's socket could not be opened for want of a source port. */

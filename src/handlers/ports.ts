@@ -4,6 +4,7 @@
  */
 import type { Client } from '../aedes/internals.js'
 import type { TerminalCaps } from '../limits/terminal-caps.js'
+import type { PublishObservers } from '../node/observations.js'
 import type { SessionRegistry } from '../terminal/registry.js'
 import type { TerminalSession } from '../terminal/session.js'
 import type { MessageIds } from '../upstream/message-ids.js'
@@ -17,6 +18,8 @@ export interface SubscribePorts {
 export interface PublishPorts extends SubscribePorts {
   /** Present when an upstream speaks MQTT 5: each publish then carries an id its copies are recognised by. */
   readonly messageIds: MessageIds | undefined
+  /** The deployment's observers of publishes: shown each terminal publish once it is accepted. */
+  readonly observers: PublishObservers
 }
 
 export interface ConnectPorts extends SubscribePorts {

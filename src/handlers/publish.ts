@@ -16,6 +16,7 @@
 import { type AuthorizePublishHook, type Callback, type Client, type PublishPacket, takeOverPublishAck } from '../aedes/internals.js'
 import { DualBrokerError } from '../errors.js'
 import { ackPacket } from '../mqtt/ack-packets.js'
+import { PublishObservations } from '../node/observations.js'
 import { OutgoingPublish } from '../routing/outbox.js'
 import type { TerminalSession } from '../terminal/session.js'
 import { corkForTurn } from '../upstream/packet-writer.js'
@@ -35,8 +36,10 @@ class Admission {
  */
 class PublishAdmissions {
   private readonly queue: Admission[] = []
+  /** Made when the deployment first observes publishes (Aedes' `publish` event, its `published` hook). */
+  private observations: PublishObservations | undefined
 
-  constructor (private readonly session: TerminalSession, private readonly messageIds: PublishPorts['messageIds']) {}
+  constructor (private readonly session: TerminalSession, private readonly ports: PublishPorts) {}
 
   admit (packet: PublishPacket, done: Callback): Admission {
     const admission = new Admission(packet, done)
@@ -50,8 +53,23 @@ class PublishAdmissions {
     while (this.queue.length > 0 && this.queue[0]!.decided) {
       const head = this.queue.shift()!
       if (head.error != null) head.done(head.error)
-      else forward(this.session, this.messageIds, head.packet, head.done)
+      else this.send(head.packet, head.done)
     }
+  }
+
+  private send (packet: PublishPacket, done: Callback): void {
+    const message = prepare(this.session, this.ports.messageIds, packet, done)
+    if (message === undefined) return
+    this.observe(message, packet)
+    this.session.outbox.send(message)
+  }
+
+  /** The deployment's code sees the publish once it is accepted, in the terminal's order (src/node/observations.ts). */
+  private observe (message: OutgoingPublish, packet: PublishPacket): void {
+    if (!this.ports.observers.active()) return
+    this.observations ??= new PublishObservations(this.session.client, this.ports.observers)
+    // As Aedes shows it: the terminal's packet, with the QoS the terminal sent (the tier took its ack over).
+    this.observations.expect(message, { ...packet, qos: message.qos, dup: false })
   }
 }
 
@@ -68,7 +86,7 @@ export function authorizePublish (ports: PublishPorts, theirs: AuthorizePublishH
     if (queue === undefined) {
       const session = ports.sessions.get(client)
       if (session === undefined) return done(NO_SESSION)
-      queue = new PublishAdmissions(session, ports.messageIds)
+      queue = new PublishAdmissions(session, ports)
       admissions.set(client, queue)
     }
     const admission = queue.admit(packet, done)
@@ -76,14 +94,21 @@ export function authorizePublish (ports: PublishPorts, theirs: AuthorizePublishH
   }
 }
 
-/** Routes one admitted publish upstream, through the terminal's outbox; `done` acknowledges it to the terminal. */
-function forward (session: TerminalSession, messageIds: PublishPorts['messageIds'], packet: PublishPacket, done: Callback): void {
-  if (session.ended) return done(NO_SESSION)
+/**
+ * One admitted publish, ready for the terminal's outbox; `done` acknowledges
+ * it to the terminal. Undefined when there is nothing to send: the session
+ * ended, or a QoS 2 resend.
+ */
+function prepare (session: TerminalSession, messageIds: PublishPorts['messageIds'], packet: PublishPacket, done: Callback): OutgoingPublish | undefined {
+  if (session.ended) {
+    done(NO_SESSION)
+    return undefined
+  }
   if (typeof packet.payload === 'string') packet.payload = Buffer.from(packet.payload)
   const content = packet as PublishPacket & { payload: Buffer }
   const { qos } = content
   const clientId = session.client.id
-  if (qos === 0) return session.outbox.send(new OutgoingPublish(content, clientId, messageIds?.next(), done))
+  if (qos === 0) return new OutgoingPublish(content, clientId, messageIds?.next(), done)
   const messageId = content.messageId!
   // Made before the QoS is taken over below: the message keeps the terminal's QoS.
   const message = new OutgoingPublish(content, clientId, messageIds?.next(), ackWhenSafe(session, messageId, qos === 1 ? 'puback' : 'pubrec'))
@@ -94,7 +119,7 @@ function forward (session: TerminalSession, messageIds: PublishPorts['messageIds
     if (whenSafe === undefined) return // a resend [MQTT-4.3.3-2]: its PUBREC goes once the first is safe; sent nowhere
     message.acknowledge = whenSafe
   }
-  session.outbox.send(message)
+  return message
 }
 
 function ackWhenSafe (session: TerminalSession, messageId: number, ack: 'puback' | 'pubrec'): Callback {

@@ -28,6 +28,14 @@ export interface OutboxPorts {
 /** For a publish sent again after its broker was lost: the terminal had its ack already. */
 const ALREADY_ACKNOWLEDGED: Acknowledge = () => {}
 
+/**
+ * Told when a publish is settled (see OutgoingPublish.complete): the deployment's
+ * observers of publishes (src/node/observations.ts) see each one once it is safe.
+ */
+export interface PublishObserver {
+  settled: (message: OutgoingPublish) => void
+}
+
 /** What a publish carries upstream: a terminal's PUBLISH, or a publish kept to be sent again. */
 export interface PublishContent {
   readonly topic: string
@@ -50,6 +58,12 @@ export class OutgoingPublish implements UpstreamPublish {
   stored = false
   /** Already acknowledged to the terminal: sent again only because its broker crashed right after acking. */
   acknowledged = false
+  /** Discarded by the policy (or QoS 0 with nowhere to go): acknowledged, yet it reached no broker. */
+  dropped = false
+  /** Completed with an error: not safe. */
+  failed = false
+  /** Present while the deployment observes publishes (Aedes' `publish` event, its `published` hook). */
+  observer: PublishObserver | undefined = undefined
 
   constructor (
     content: PublishContent,
@@ -70,7 +84,15 @@ export class OutgoingPublish implements UpstreamPublish {
     if (error == null && --this.parts > 0) return
     this.parts = 0
     this.acknowledged = true
+    this.failed = error != null
     this.acknowledge(error ?? undefined)
+    this.observer?.settled(this)
+  }
+
+  /** Discarded: by a `drop` policy, or QoS 0 while no broker can take it (at most once). */
+  discard (): void {
+    this.dropped = true
+    this.complete()
   }
 }
 
@@ -140,12 +162,12 @@ export class Outbox {
       case 'wait':
         if (message.qos > 0) return false
         this.ports.counters.dropped.qos0++ // QoS 0 is never held: at most once
-        message.complete()
+        message.discard()
         return true
       case 'drop':
         this.ports.counters.dropped.policy++
         this.ports.events.emit('dropped', { reason: 'policy', count: 1, topic: message.topic })
-        message.complete()
+        message.discard()
         return true
       case 'store':
         this.store(message, policy, route.anyBroker)
@@ -252,8 +274,13 @@ export class Outbox {
     this.flush()
   }
 
-  /** The terminal is gone: nothing will acknowledge to it any more. */
-  clear (): void {
+  /**
+   * The terminal is gone: nothing will acknowledge to it any more. With `error`
+   * (the node's own publishes, whose callers wait for an answer) each message
+   * not yet safe is completed with it.
+   */
+  clear (error?: Error): void {
+    if (error !== undefined) for (const message of [...this.inflight, ...this.waiting]) message.complete(error)
     this.inflight.clear()
     this.waiting = []
     this.acked = undefined

@@ -1,3 +1,4 @@
+import type { IPublishPacket } from 'mqtt-packet'
 import { MAX_PACKET_ID } from '../mqtt/protocol.js'
 import type { UpstreamConnection } from '../upstream/connection.js'
 
@@ -19,6 +20,8 @@ export interface Delivery {
   /** The connection the broker sent it on; a persistent session's later connection may take over its ack. */
   connection: UpstreamConnection
   stage: Stage
+  /** A persistent terminal's message, kept for Aedes' `ack` event, which shows it as Aedes' persistence would. */
+  packet?: IPublishPacket
 }
 
 /**

@@ -1,5 +1,5 @@
 import { generate, type IPublishPacket } from 'mqtt-packet'
-import { type Client, type TerminalAck, watchDrain } from '../aedes/internals.js'
+import { announceAck, type Client, type TerminalAck, watchDrain } from '../aedes/internals.js'
 import type { UpstreamConnection } from '../upstream/connection.js'
 import { Deliveries, type Delivery } from './deliveries.js'
 import type { Deduplicator } from '../upstream/dedup.js'
@@ -56,7 +56,9 @@ export class DeliveryRelay {
     private readonly client: Client,
     private readonly links: RelayLinks,
     private readonly dedup: Deduplicator,
-    private readonly forwardFilter: ForwardFilter | undefined
+    private readonly forwardFilter: ForwardFilter | undefined,
+    /** A persistent session: Aedes' `ack` event shows its messages (a clean one's it shows without). */
+    private readonly persistent: boolean
   ) {}
 
   private get inFlight (): Deliveries {
@@ -96,6 +98,7 @@ export class DeliveryRelay {
     }
     const delivery = this.inFlight.open(from, packet.messageId!, packet.qos as 1 | 2, connection)
     if (delivery === undefined) return // 65,535 in flight: unacked, the broker resends it later
+    if (this.persistent) delivery.packet = packet
     this.forward(packet, delivery.downstreamId)
   }
 
@@ -140,6 +143,7 @@ export class DeliveryRelay {
     if (ack.cmd === 'pubrec') delivery.stage = 'received'
     else this.inFlight.close(delivery)
     this.links.ackingFor(delivery.from, delivery.connection)?.acknowledge(ack.cmd, delivery.upstreamId)
+    if (ack.cmd !== 'pubrec') announceAck(this.client, this.persistent ? ackedPacket(delivery) : undefined)
     return true
   }
 
@@ -187,4 +191,11 @@ export class DeliveryRelay {
       watchDrain(this.client, this.drained)
     }
   }
+}
+
+/** What Aedes' persistence hands its `ack` event: the message at PUBACK, the PUBREL it stored at PUBCOMP. */
+function ackedPacket (delivery: Delivery): object | undefined {
+  if (delivery.qos === 2) return { cmd: 'pubrel', messageId: delivery.downstreamId }
+  const packet = delivery.packet
+  return packet && { cmd: 'publish', topic: packet.topic, payload: packet.payload, qos: packet.qos, retain: packet.retain, dup: packet.dup, messageId: delivery.downstreamId }
 }

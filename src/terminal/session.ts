@@ -1,6 +1,6 @@
 import type { IPublishPacket } from 'mqtt-packet'
 import type { Client, TerminalAck } from '../aedes/internals.js'
-import type { TierCounters } from '../state.js'
+import type { ReconnectReason, TierCounters } from '../state.js'
 import { InboundFlow } from '../limits/inbound-flow.js'
 import { FAILURE, type Qos } from '../mqtt/protocol.js'
 import { Outbox, type OutboxPorts } from '../routing/outbox.js'
@@ -10,6 +10,7 @@ import { type DedupOptions, Deduplicator } from '../upstream/dedup.js'
 import { type ConnectOutcome, type LinkOwner, type TerminalIdentity, UpstreamLink } from '../upstream/upstream-link.js'
 import { DeliveryRelay, type ForwardFilter, type RelayLinks } from './delivery-relay.js'
 import type { Qos2Exchanges } from './qos2-exchanges.js'
+import type { SessionLoss } from './session-loss.js'
 import { type Grants, SubscribeBatch } from './subscribe-batch.js'
 
 export interface TerminalSessionOptions {
@@ -26,6 +27,8 @@ export interface TerminalSessionOptions {
   readonly forwardFilter: ForwardFilter | undefined
   /** The terminal's QoS 2 publishes until its PUBREL (see SessionRegistry.qos2Exchanges). */
   readonly qos2: Qos2Exchanges
+  /** The node's record of sessions a broker came back without, until they are whole again. */
+  readonly loss: SessionLoss
 }
 
 /**
@@ -55,6 +58,17 @@ export class TerminalSession implements LinkOwner, RelayLinks {
   readonly qos2: Qos2Exchanges
   private readonly healths: readonly [BrokerHealth, BrokerHealth]
   private readonly counters: TierCounters
+  private readonly loss: SessionLoss
+  /**
+   * Every subscription of the terminal's session went through this connection, so `subscriptions`
+   * holds them all: a clean session, or a CONNACK that told the terminal session present 0. With
+   * session present 1 some were made in an earlier connection or through another node.
+   */
+  private knowsAll = true
+  /** Asked to reconnect, and back: its first SUBSCRIBE ends the node's wait for it (SessionLoss.back). */
+  private returning = false
+  /** Asked to reconnect: its connection is being ended. */
+  private asking = false
 
   constructor (options: TerminalSessionOptions) {
     const { client, identity, healths } = options
@@ -63,7 +77,8 @@ export class TerminalSession implements LinkOwner, RelayLinks {
     this.qos2 = options.qos2
     this.healths = healths
     this.counters = options.counters
-    this.relay = new DeliveryRelay(client, this, new Deduplicator(options.dedup), options.forwardFilter)
+    this.loss = options.loss
+    this.relay = new DeliveryRelay(client, this, new Deduplicator(options.dedup), options.forwardFilter, !identity.clean)
     this.flow = new InboundFlow(options.maxInflight)
     this.outbox = new Outbox(options.outbox)
     const link = (index: 0 | 1): UpstreamLink => new UpstreamLink({ endpoint: healths[index].endpoint, index, identity, owner: this, acks: this.outbox })
@@ -90,18 +105,59 @@ export class TerminalSession implements LinkOwner, RelayLinks {
     })
   }
 
-  /** A broker came back (or a lost session's retry is due): re-open, re-subscribe, send what waited. */
+  /**
+   * A broker came back (or a lost session's retry is due): re-open, re-subscribe, send what waited.
+   * A persistent terminal's session that the broker no longer has (session present 0) is made
+   * whole before that broker carries the terminal's traffic: re-subscribed when the tier knows
+   * every subscription (one SUBSCRIBE per broker, no sign of it to the terminal); otherwise the
+   * terminal is asked to reconnect, as a broker that lost its session would have dropped it, and
+   * reads session present 0 (see `askToReconnect`). Restoring costs a SUBACK round trip; asking
+   * costs the terminal a reconnect and a SUBSCRIBE, but needs no copy of sessions in the tier.
+   */
   async bringInLine (index: 0 | 1): Promise<void> {
     const link = this.links[index]
-    if (this.closed || this.superseded || this.yielding || link.online || link.connecting) return
+    if (this.closed || this.asking || this.superseded || this.yielding || link.online || link.connecting) return
+    this.loss.opens(this, index) // failback waits for it from now on
     const outcome = await link.connect()
     if (outcome.kind !== 'accepted') {
+      this.loss.opened(this, index)
       this.retryLater(index)
       return
     }
-    if (this.closed || this.superseded) return
-    await this.resubscribe(link, outcome.sessionPresent)
+    if (this.closed || this.asking || this.superseded) return
+    const lost = !outcome.sessionPresent && !this.identity.clean
+    if (lost && !this.knowsAll) return this.askToReconnect(index, 'unknown-subscriptions')
+    if (lost) this.loss.restoreBegins(this, index)
+    const result = await this.resubscribe(link, outcome.sessionPresent)
+    if (result === 'refused' && !this.identity.clean) return this.askToReconnect(index, 'restore-refused')
+    if (result === 'whole') this.loss.restored(this, index)
+    this.loss.opened(this, index)
     this.outbox.flush()
+  }
+
+  /**
+   * The broker lost what the tier cannot give it back: the terminal's connection ends without
+   * a will (the device did not go away). The session this connection just opened there is
+   * discarded, so that the terminal's next CONNECT reads session present 0 and it subscribes
+   * again, exactly as straight at that broker; the other broker's session ends with
+   * DISCONNECT and keeps what it queued, delivered after the reconnect. Only then is the
+   * terminal's socket closed, so its reconnect (through any node) finds all this done.
+   */
+  private async askToReconnect (index: 0 | 1, reason: ReconnectReason): Promise<void> {
+    if (this.asking || this.closed) return
+    this.asking = true
+    this.loss.forget(this)
+    this.loss.asked(this.identity.clientId, index, reason)
+    await this.links[index].discard()
+    await this.close(true)
+    this.client.close()
+  }
+
+  /** What the terminal's CONNACK said: with session present 1 the tier knows only what it subscribes from now on. */
+  reported (sessionPresent: boolean): void {
+    this.knowsAll = this.identity.clean || !sessionPresent
+    if (!this.knowsAll || this.identity.clean) this.loss.back(this.identity.clientId)
+    else this.returning = true
   }
 
   /**
@@ -121,16 +177,31 @@ export class TerminalSession implements LinkOwner, RelayLinks {
       this.batch = new SubscribeBatch(this.links)
       process.nextTick(() => { this.batch = undefined })
     }
-    return this.batch.add(topic, qos)
+    const grants = this.batch.add(topic, qos)
+    if (this.returning) {
+      this.returning = false
+      void grants.then(() => this.loss.back(this.identity.clientId))
+    }
+    return grants
   }
 
-  private async resubscribe (link: UpstreamLink, sessionPresent: boolean): Promise<void> {
+  /** Applies the subscriptions the broker lacks: `whole`, or `refused` (a filter got 0x80), or `lost` (no SUBACK: retried). */
+  private async resubscribe (link: UpstreamLink, sessionPresent: boolean): Promise<'whole' | 'refused' | 'lost'> {
     if (!sessionPresent) link.applied.clear()
     const missing: Array<{ topic: string, qos: Qos }> = []
     for (const [topic, qos] of this.subscriptions) if (link.applied.get(topic) !== qos) missing.push({ topic, qos })
-    if (missing.length === 0) return
+    if (missing.length === 0) return 'whole'
     const granted = await link.subscribe(missing)
-    for (const grant of granted ?? []) if (grant.qos !== FAILURE) link.applied.set(grant.topic, grant.qos)
+    if (granted === undefined) {
+      if (link.online) link.drop() // timed out while online: a new connection tries again
+      return 'lost'
+    }
+    let refused = false
+    for (const grant of granted) {
+      if (grant.qos !== FAILURE) link.applied.set(grant.topic, grant.qos)
+      else refused = true
+    }
+    return refused ? 'refused' : 'whole'
   }
 
   offline (link: UpstreamLink): void {
@@ -140,7 +211,7 @@ export class TerminalSession implements LinkOwner, RelayLinks {
 
   /** While the broker is down the health link's 'up' brings the session back instead. */
   private retryLater (index: 0 | 1): void {
-    if (this.closed || this.superseded || this.yielding || this.healths[index].state === 'down') return
+    if (this.closed || this.asking || this.superseded || this.yielding || this.healths[index].state === 'down') return
     const timer = setTimeout(() => {
       this.retryTimers.delete(timer)
       void this.bringInLine(index)
@@ -223,6 +294,7 @@ export class TerminalSession implements LinkOwner, RelayLinks {
   close (graceful: boolean): Promise<void> {
     if (this.closed) return this.closing
     this.closed = true
+    this.loss.forget(this)
     for (const timer of this.retryTimers) clearTimeout(timer)
     this.retryTimers.clear()
     this.outbox.clear()

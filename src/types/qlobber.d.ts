@@ -1,4 +1,4 @@
-// qlobber 8 ships no typings: only what the policy table uses.
+// qlobber 8 ships no typings: only what the tier uses.
 declare module 'qlobber' {
   export interface QlobberOptions {
     separator?: string
@@ -11,5 +11,10 @@ declare module 'qlobber' {
     constructor (options?: QlobberOptions)
     add (topic: string, value: V): this
     match (topic: string): V[]
+    /** Without `value`, every value of the topic. */
+    remove (topic: string, value?: V): this
+    test (topic: string, value: V): boolean
+    /** The trie: a Map of words, whose `separator` entry holds the values stored at that level. */
+    get_trie (): Map<string, unknown>
   }
 }

@@ -84,9 +84,8 @@ export class BrokerEndpoint {
    * trial under `auto`; otherwise the endpoint's.
    */
   serviceConnect (role: 'health' | 'replay', protocolVersion: 4 | 5 = this.protocolVersion): IConnectPacket {
-    const { clientIdPrefix, service, username, password } = this.options
-    const user = service?.username ?? username
-    const pass = service?.password ?? password
+    const { clientIdPrefix } = this.options
+    const { username: user, password: pass } = this.serviceCredentials
     return {
       cmd: 'connect',
       protocolId: 'MQTT',
@@ -97,6 +96,14 @@ export class BrokerEndpoint {
       ...(user !== undefined && { username: user }),
       ...(pass !== undefined && { password: Buffer.from(pass) })
     }
+  }
+
+  /** The credentials of the tier's own sessions here: `service.username`/`password`, else the broker's own. */
+  get serviceCredentials (): { username?: string, password?: string } {
+    const { service, username, password } = this.options
+    const user = service?.username ?? username
+    const pass = service?.password ?? password
+    return { ...(user !== undefined && { username: user }), ...(pass !== undefined && { password: pass }) }
   }
 
   /**

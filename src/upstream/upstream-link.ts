@@ -1,6 +1,6 @@
 import type { IConnectPacket, IPublishPacket } from 'mqtt-packet'
 import type { BrokerEndpoint } from './broker-endpoint.js'
-import { type ConnectionOwner, type ConnectOutcome, type Grant, type Qos, UpstreamConnection, type UpstreamPublish } from './connection.js'
+import { type ConnectionOwner, type ConnectOutcome, type Grant, type Qos, serviceOwner, UpstreamConnection, type UpstreamPublish } from './connection.js'
 
 export type { ConnectOutcome, Grant, Qos, UpstreamPublish }
 
@@ -12,6 +12,8 @@ export interface TerminalIdentity {
   clean: boolean
   keepalive: number
   will?: { topic: string, payload: Buffer, qos: Qos, retain: boolean }
+  /** One of the tier's own sessions (the node's): its credentials are its own, not replaced by the broker's `username`. */
+  service?: boolean
 }
 
 /** Where a link reports that its broker acked a publish (the terminal's outbox). */
@@ -35,6 +37,8 @@ export interface UpstreamLinkOptions {
   readonly owner: LinkOwner
   readonly acks: PublishAcks
 }
+
+function ignore (): void {}
 
 const BUSY: ConnectOutcome = { kind: 'unreachable', reason: 'busy' }
 
@@ -90,8 +94,9 @@ export class UpstreamLink implements ConnectionOwner {
     const { identity, endpoint } = this
     const { options, terms } = endpoint
     const protocolVersion = endpoint.protocolVersion
-    const username = options.username ?? identity.username
-    const password = options.password !== undefined ? Buffer.from(options.password) : identity.password
+    const own = identity.service === true
+    const username = own ? identity.username : options.username ?? identity.username
+    const password = own || options.password === undefined ? identity.password : Buffer.from(options.password)
     const mqtt5 = protocolVersion === 5
     return {
       cmd: 'connect',
@@ -173,6 +178,22 @@ export class UpstreamLink implements ConnectionOwner {
     const connection = this.connection
     this.connection = undefined
     return connection?.close(true) ?? Promise.resolve()
+  }
+
+  /**
+   * Leaves no session of the terminal at this broker: the connection ends with DISCONNECT, then
+   * a clean CONNECT (no will) and its DISCONNECT end the session there [MQTT-3.1.2-6]. For a
+   * session the broker came back without and the tier cannot make whole: the terminal's next
+   * CONNECT then reads session present 0 here, as it would straight at this broker.
+   */
+  async discard (): Promise<void> {
+    await this.release()
+    const packet = this.connectPacket()
+    delete packet.will
+    delete packet.properties
+    const wipe = new UpstreamConnection(serviceOwner({ published: ignore, closed: ignore }), this.endpoint, { ...packet, clean: true })
+    await wipe.open()
+    await wipe.close(true)
   }
 
   /**

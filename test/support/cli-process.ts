@@ -37,11 +37,13 @@ export interface SpawnOptions {
   openFiles?: number
   /** Variables added to the child's environment. */
   env?: Record<string, string>
+  /** A TypeScript file to run instead of the CLI (a fixture that logs JSON lines as the CLI does). */
+  script?: string
 }
 
 /** Spawns the CLI with these arguments; stdout and stderr are pipes. */
 export function spawnCli (args: string[], options: SpawnOptions = {}): ChildProcess {
-  const node = [process.execPath, ...tsNodeArgs(cli), ...args]
+  const node = [process.execPath, ...tsNodeArgs(options.script ?? cli), ...args]
   const [command, ...rest] = options.openFiles === undefined
     ? node
     : ['bash', '-c', `ulimit -n ${options.openFiles} && exec "$@"`, 'bash', ...node]
