@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream'
-import { generate, type IConnackPacket, type IConnectPacket, type IPublishPacket, type ISubackPacket, type Packet, parser, type Parser } from 'mqtt-packet'
+import { generate, type IConnackPacket, type IConnectPacket, type IPublishPacket, type ISubackPacket, type ISubscribePacket, type IUnsubackPacket, type Packet, parser, type Parser } from 'mqtt-packet'
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import { type KeepaliveTarget, keepalives } from './keepalive.js'
 import { ackPacket } from '../mqtt/ack-packets.js'
@@ -99,6 +99,8 @@ export class UpstreamConnection implements KeepaliveTarget {
   private connectTimer: NodeJS.Timeout | undefined
   /** Why it closed: the last socket error (a certificate that does not verify, a reset), a timeout. */
   closeReason = 'connection closed'
+  /** MQTT 5, and the broker takes Subscription Identifiers (its CONNACK did not say otherwise, §3.2.2.3.12). */
+  subscriptionIdentifiers = false
   /** The 3.1.1 return code of a CONNACK that refused the connection (MQTT 5 reason codes mapped). */
   refusedWith: number | undefined
   private sourcePorts = false
@@ -111,7 +113,7 @@ export class UpstreamConnection implements KeepaliveTarget {
   private readonly sent = new Map<number, UpstreamPublish>()
   private held: UpstreamPublish[] = []
   /** SUBACKs awaited, by packet identifier; made on first use (most terminals only publish). */
-  private requests: Map<number, (packet: ISubackPacket | undefined) => void> | undefined
+  private requests: Map<number, (packet: ISubackPacket | IUnsubackPacket | undefined) => void> | undefined
   /** QoS 2 publishes the broker has PUBRECed (safe), whose PUBCOMP is still due. */
   private releasing: Set<number> | undefined
 
@@ -196,25 +198,44 @@ export class UpstreamConnection implements KeepaliveTarget {
     return packet
   }
 
-  /** Resolves with the grants, or undefined if the connection was lost or the broker took longer than `health.ackTimeoutMs`. */
-  subscribe (subscriptions: ReadonlyArray<{ topic: string, qos: Qos }>): Promise<Grant[] | undefined> {
+  /**
+   * Resolves with the grants, or undefined if the connection was lost or the broker took longer
+   * than `health.ackTimeoutMs`. `identifier`: the Subscription Identifier of every filter in it
+   * (MQTT 5 only, where `subscriptionIdentifiers`).
+   */
+  subscribe (subscriptions: ReadonlyArray<{ topic: string, qos: Qos }>, identifier?: number): Promise<Grant[] | undefined> {
     const messageId = this.packetId()
     return new Promise((resolve) => {
       const timer = setTimeout(() => answer(undefined), this.endpoint.health.ackTimeoutMs)
-      const answer = (suback: ISubackPacket | undefined): void => {
+      const answer = (reply: ISubackPacket | IUnsubackPacket | undefined): void => {
         clearTimeout(timer)
         this.requests!.delete(messageId)
+        const suback = reply?.cmd === 'suback' ? reply : undefined
         const codes = (suback?.granted ?? []) as Array<number | { qos: number }>
         resolve(suback && subscriptions.map(({ topic }, i) => ({ topic, qos: grantedQos(codes[i]) })))
       }
       this.requests ??= new Map()
       this.requests.set(messageId, answer)
-      this.writer.write(generate({ cmd: 'subscribe', messageId, subscriptions: subscriptions.slice() }, this.writeOptions))
+      const packet: ISubscribePacket = { cmd: 'subscribe', messageId, subscriptions: subscriptions.slice() }
+      if (identifier !== undefined) packet.properties = { subscriptionIdentifier: identifier }
+      this.writer.write(generate(packet, this.writeOptions))
     })
   }
 
-  unsubscribe (topics: string[]): void {
-    this.writer.write(generate({ cmd: 'unsubscribe', messageId: this.packetId(), unsubscriptions: topics }, this.writeOptions))
+  /** `done` at the UNSUBACK, when the connection is lost, or after `health.ackTimeoutMs`: no copy through these filters follows. */
+  unsubscribe (topics: string[], done?: () => void): void {
+    const messageId = this.packetId()
+    if (done !== undefined) {
+      const timer = setTimeout(() => answer(), this.endpoint.health.ackTimeoutMs)
+      const answer = (): void => {
+        clearTimeout(timer)
+        this.requests!.delete(messageId)
+        done()
+      }
+      this.requests ??= new Map()
+      this.requests.set(messageId, answer)
+    }
+    this.writer.write(generate({ cmd: 'unsubscribe', messageId, unsubscriptions: topics }, this.writeOptions))
   }
 
   sendPing (): void {
@@ -305,7 +326,8 @@ export class UpstreamConnection implements KeepaliveTarget {
         return this.received(packet.messageId!)
       case 'pubcomp': return this.completed(packet.messageId!)
       case 'pubrel': return this.owner.released(packet.messageId!, this)
-      case 'suback': return this.requests?.get(packet.messageId!)?.(packet)
+      case 'suback':
+      case 'unsuback': return this.requests?.get(packet.messageId!)?.(packet)
       case 'pingresp':
         this.pingSentAt = 0
         return
@@ -328,6 +350,7 @@ export class UpstreamConnection implements KeepaliveTarget {
     this.accepted = true
     this.sessionPresent = packet.sessionPresent
     this.receiveMaximum = packet.properties?.receiveMaximum ?? MAX_PACKET_ID
+    this.subscriptionIdentifiers = this.protocolVersion === 5 && packet.properties?.subscriptionIdentifiersAvailable !== false
     keepalives.add(this)
     this.settleOpen({ kind: 'accepted', sessionPresent: packet.sessionPresent })
   }

@@ -1,6 +1,8 @@
 import type { IConnectPacket, IPublishPacket } from 'mqtt-packet'
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import { type ConnectionOwner, type ConnectOutcome, type Grant, type Qos, serviceOwner, UpstreamConnection, type UpstreamPublish } from './connection.js'
+import { FAILURE } from '../mqtt/protocol.js'
+import { SingleCopy } from './single-copy.js'
 
 export type { ConnectOutcome, Grant, Qos, UpstreamPublish }
 
@@ -58,6 +60,10 @@ export class UpstreamLink implements ConnectionOwner {
   private readonly acks: PublishAcks
   private connection: UpstreamConnection | undefined
   private ended = false
+  /** The filters as the broker holds them, for one copy per message over MQTT 5 (see SingleCopy). */
+  private readonly copies = new SingleCopy()
+  /** QoS 2 copies settled as extra whose PUBREL is still to come: answered here, the terminal never saw them. */
+  private extraReleases: Set<number> | undefined
 
   constructor ({ endpoint, index, identity, owner, acks }: UpstreamLinkOptions) {
     this.endpoint = endpoint
@@ -79,7 +85,14 @@ export class UpstreamLink implements ConnectionOwner {
   connect (): Promise<ConnectOutcome> {
     if (this.connection !== undefined || this.ended) return Promise.resolve(BUSY)
     this.connection = new UpstreamConnection(this, this.endpoint, this.connectPacket())
-    return this.connection.open()
+    return this.connection.open().then((outcome) => {
+      // A new session at the broker holds no filter [MQTT-3.1.2-6], and no exchange of the old one.
+      if (outcome.kind === 'accepted' && !outcome.sessionPresent) {
+        this.copies.clear()
+        this.extraReleases = undefined
+      }
+      return outcome
+    })
   }
 
   /**
@@ -143,12 +156,47 @@ export class UpstreamLink implements ConnectionOwner {
   /** Resolves with the grants, or undefined if the link is offline, was lost or timed out. */
   subscribe (subscriptions: ReadonlyArray<{ topic: string, qos: Qos }>): Promise<Grant[] | undefined> {
     if (!this.online) return Promise.resolve(undefined)
-    return this.connection!.subscribe(subscriptions)
+    const connection = this.connection!
+    if (!connection.subscriptionIdentifiers) return connection.subscribe(subscriptions)
+    return this.subscribeIdentified(connection, subscriptions)
+  }
+
+  /**
+   * Over MQTT 5 each wildcard filter goes in a SUBSCRIBE of its own, with its Subscription
+   * Identifier (one per packet, §3.8.2.1.2); the filters without wildcards go together in one,
+   * without. The grants come back in the order asked.
+   */
+  private async subscribeIdentified (connection: UpstreamConnection, subscriptions: ReadonlyArray<{ topic: string, qos: Qos }>): Promise<Grant[] | undefined> {
+    const packets = new Map<number | undefined, number[]>()
+    subscriptions.forEach(({ topic }, i) => {
+      const identifier = this.copies.sent(topic)
+      const indexes = packets.get(identifier)
+      if (indexes === undefined) packets.set(identifier, [i])
+      else indexes.push(i)
+    })
+    const answers = await Promise.all([...packets].map(([identifier, indexes]) => connection.subscribe(indexes.map((i) => subscriptions[i]), identifier)))
+    const grants: Grant[] = new Array(subscriptions.length)
+    let lost = false
+    let p = 0
+    for (const indexes of packets.values()) {
+      const answer = answers[p++]
+      if (answer === undefined) { lost = true; continue } // no SUBACK: recognised, never the copy kept
+      indexes.forEach((i, k) => {
+        grants[i] = answer[k]
+        this.copies.granted(answer[k].topic, answer[k].qos === FAILURE ? undefined : answer[k].qos)
+      })
+    }
+    return lost ? undefined : grants
   }
 
   unsubscribe (topics: string[]): void {
     for (const topic of topics) this.applied.delete(topic)
-    if (this.online) this.connection!.unsubscribe(topics)
+    if (!this.online) return
+    const connection = this.connection!
+    if (!connection.subscriptionIdentifiers) return connection.unsubscribe(topics)
+    // Copies the broker sent before it read the UNSUBSCRIBE come before its UNSUBACK: until then the filters count.
+    for (const topic of topics) this.copies.leaving(topic)
+    connection.unsubscribe(topics, () => { for (const topic of topics) this.copies.left(topic) })
   }
 
   ping (): void {
@@ -211,11 +259,22 @@ export class UpstreamLink implements ConnectionOwner {
     this.acks.published(message, this)
   }
 
+  /** [MQTT-3.3.5-1] as a 3.1.1 session: of an MQTT 5 broker's copies per matching filter, one reaches the owner; the others are settled here. */
   deliver (packet: IPublishPacket, connection: UpstreamConnection): void {
+    if (connection.subscriptionIdentifiers && this.copies.extra(packet)) return this.settleExtra(packet, connection)
     this.owner.deliver(packet, connection, this.index)
   }
 
+  private settleExtra (packet: IPublishPacket, connection: UpstreamConnection): void {
+    if (packet.qos === 1) connection.acknowledge('puback', packet.messageId!)
+    if (packet.qos !== 2) return
+    connection.acknowledge('pubrec', packet.messageId!)
+    this.extraReleases ??= new Set()
+    this.extraReleases.add(packet.messageId!)
+  }
+
   released (messageId: number, connection: UpstreamConnection): void {
+    if (this.extraReleases?.delete(messageId) === true) return connection.acknowledge('pubcomp', messageId)
     this.owner.released(messageId, connection, this.index)
   }
 
