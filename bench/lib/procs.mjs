@@ -120,6 +120,12 @@ async function connackWithin (url, ms) {
  */
 export const BROKER_SETTINGS = process.env.BENCH_BROKER === 'tuned' ? 'tuned' : 'defaults'
 
+/**
+ * What the tier's upstream sessions speak: `auto` (the product's default: MQTT 5 at mosquitto),
+ * or `BENCH_UPSTREAM=4` / `5` to compare the two at the same broker.
+ */
+export const UPSTREAM_PROTOCOL = { 4: 4, 5: 5 }[process.env.BENCH_UPSTREAM ?? ''] ?? 'auto'
+
 /** A mosquitto broker on a loopback port, with a config fit for benchmarking (see BROKER_SETTINGS). */
 export class Mosquitto {
   constructor (name, port) {
@@ -208,8 +214,8 @@ export class Tier {
     this.dir = tmpDir('tier')
     this.data = data ?? path.join(this.dir, 'data')
     this.config = {
-      broker1: { url: broker1 },
-      broker2: { url: broker2 },
+      broker1: { url: broker1, protocolVersion: UPSTREAM_PROTOCOL },
+      broker2: { url: broker2, protocolVersion: UPSTREAM_PROTOCOL },
       listen: { host: '127.0.0.1', port: 0 },
       data: this.data,
       logLevel: 'info',
