@@ -3,8 +3,9 @@ import { generate, type IConnackPacket, type IConnectPacket, type IPublishPacket
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import { type KeepaliveTarget, keepalives } from './keepalive.js'
 import { ackPacket } from '../mqtt/ack-packets.js'
-import { FAILURE, MAX_PACKET_ID, MESSAGE_ID_PROPERTY, type Qos } from '../mqtt/protocol.js'
+import { FAILURE, MAX_PACKET_ID, type Qos } from '../mqtt/protocol.js'
 import { PacketWriter } from './packet-writer.js'
+import { publishWithId } from '../mqtt/publish-packet.js'
 import { toMqtt311ReturnCode } from '../mqtt/return-codes.js'
 import { isSourcePortError } from './source-addresses.js'
 import { openTransport } from './transport.js'
@@ -172,7 +173,7 @@ export class UpstreamConnection implements KeepaliveTarget {
   publish (message: UpstreamPublish): void {
     if (message.qos === 0) {
       // Settled once the socket takes it: QoS 0 backpressure.
-      this.writer.write(generate(this.publishPacket(message, 0), this.writeOptions), message)
+      this.writer.write(this.encode(message, 0), message)
       return
     }
     // [MQTT-4.9.0-2] the broker's receive maximum; behind what is held already, in order: an
@@ -187,15 +188,14 @@ export class UpstreamConnection implements KeepaliveTarget {
   private send (message: UpstreamPublish): void {
     const messageId = this.packetId()
     this.sent.set(messageId, message)
-    this.writer.write(generate(this.publishPacket(message, messageId), this.writeOptions))
+    this.writer.write(this.encode(message, messageId))
   }
 
-  private publishPacket (message: UpstreamPublish, messageId: number): IPublishPacket {
+  /** Over MQTT 5 with the tier's message id as a user property (see Deduplicator). */
+  private encode (message: UpstreamPublish, messageId: number): Buffer {
+    if (message.id !== undefined && this.writeOptions.protocolVersion === 5) return publishWithId(message, message.id, messageId)
     const packet: IPublishPacket = { cmd: 'publish', topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false, messageId }
-    if (message.id !== undefined && this.writeOptions.protocolVersion === 5) {
-      packet.properties = { userProperties: { [MESSAGE_ID_PROPERTY]: message.id } }
-    }
-    return packet
+    return generate(packet, this.writeOptions)
   }
 
   /**
