@@ -93,6 +93,10 @@ t.test('auto: MQTT 5 at mosquitto, 3.1.1 at Aedes 1.2 (CONNACK 0x01) and at a br
   await terminal.publishAsync('auto/a', 'x', { qos: 1 })
   const seen = await atBroker1.waitForTopic('auto/a')
   t.equal(seen.topic, 'auto/a')
+  // The node's own session (the deployment's aedes.publish / aedes.subscribe) follows the decision too.
+  const nodeId = `dual-broker-node-${tier.aedes.id}`
+  t.equal(levels.get(nodeId), 'p5', 'the node\'s session at mosquitto speaks MQTT 5')
+  t.equal(versions.get(nodeId), 4, 'and at Aedes 3.1.1')
 
   // Ids for recognising copies follow what was decided: carried to the MQTT 5 broker.
   const withId = await new Promise<IPublishPacket>((resolve) => {
