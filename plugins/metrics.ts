@@ -83,6 +83,16 @@ export function metricsPlugin (tier: ObservedTier, options: MetricsOptions = {})
       for (const broker of BROKERS) this.set({ broker }, brokers[broker].state === 'up' ? 1 : 0)
     }
   }))
+  add(new Gauge({
+    name: prefix + 'broker_protocol_version',
+    help: 'The MQTT version of the upstream sessions at the broker: 5, 4 (3.1.1), or 0 while protocolVersion auto has not decided',
+    labelNames: ['broker'],
+    registers: [registry],
+    collect () {
+      const { brokers } = tier.state
+      for (const broker of BROKERS) this.set({ broker }, brokers[broker].protocolVersion ?? 0)
+    }
+  }))
   total('failovers_total', 'Times Broker1 went down and publishes followed the per-topic policy', (s) => s.counters.failovers)
   total('failbacks_total', 'Times traffic returned to Broker1 after an outage', (s) => s.counters.failbacks)
   add(new Counter({

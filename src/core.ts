@@ -9,7 +9,7 @@ import { attachHooks, type AttachedHooks } from './aedes/hooks.js'
 import {
   type Aedes, aedesPacket, type Client, observePublish, publishesObserved, type PublishPacket, serverSubscriptionsOf, stopReading
 } from './aedes/internals.js'
-import type { ResolvedOptions } from './config/schema.js'
+import { type ResolvedOptions, SESSION_NEVER_EXPIRES } from './config/schema.js'
 import { newCounters, type TierCounters } from './state.js'
 import type { TierEmitter, TierState } from './events.js'
 import { ModeMachine } from './failover/mode.js'
@@ -33,11 +33,20 @@ import type { ForwardFilter } from './terminal/delivery-relay.js'
 import { SessionRegistry } from './terminal/registry.js'
 import { SessionLoss } from './terminal/session-loss.js'
 import { TerminalSession } from './terminal/session.js'
-import { BrokerEndpoint } from './upstream/broker-endpoint.js'
+import { BrokerEndpoint, type SessionTerms } from './upstream/broker-endpoint.js'
 import { BrokerHealth } from './upstream/broker-health.js'
 import { MessageIds } from './upstream/message-ids.js'
 import { written } from './upstream/packet-writer.js'
 import type { TerminalIdentity } from './upstream/upstream-link.js'
+
+/** What the terminals' upstream sessions announce where they speak MQTT 5. */
+function sessionTerms ({ limits, wills, sessions }: ResolvedOptions): SessionTerms {
+  return {
+    receiveMaximum: limits.receiveMaximum,
+    willDelaySeconds: wills.delaySeconds,
+    sessionExpirySeconds: sessions.expirySeconds === 'never' ? SESSION_NEVER_EXPIRES : sessions.expirySeconds
+  }
+}
 
 export class TierCore {
   readonly healths: readonly [BrokerHealth, BrokerHealth]
@@ -65,11 +74,13 @@ export class TierCore {
 
   constructor (readonly aedes: Aedes, readonly options: ResolvedOptions, private readonly events: TierEmitter, private readonly logger: Logger) {
     const { health } = options
+    const terms = sessionTerms(options)
     this.healths = [
-      new BrokerHealth(new BrokerEndpoint('broker1', options.broker1, health)),
-      new BrokerHealth(new BrokerEndpoint('broker2', options.broker2, health))
+      new BrokerHealth(new BrokerEndpoint('broker1', options.broker1, health, terms)),
+      new BrokerHealth(new BrokerEndpoint('broker2', options.broker2, health, terms))
     ]
-    this.messageIds = options.broker1.protocolVersion === 5 || options.broker2.protocolVersion === 5 ? new MessageIds() : undefined
+    // Active while a broker's sessions speak MQTT 5 as decided, not as configured (see watch).
+    this.messageIds = options.broker1.protocolVersion !== 4 || options.broker2.protocolVersion !== 4 ? new MessageIds() : undefined
     // The deployment's own store (`pendingStore`), else LevelDB at `store.path`, else none.
     const store: PendingStore | undefined = options.pendingStore ??
       (options.store?.path === undefined ? undefined : new LevelPendingStore({ ...options.store, path: options.store.path, logger }))
@@ -158,8 +169,10 @@ export class TierCore {
   private watch (health: BrokerHealth, index: 0 | 1): void {
     const broker = health.endpoint.name
     health.on('up', () => {
-      this.logger.info({ broker, url: health.endpoint.safeUrl }, 'broker up')
-      this.events.emit('broker-up', { broker })
+      const { protocolVersion } = health.endpoint
+      if (this.messageIds !== undefined) this.messageIds.active = this.healths.some((h) => h.endpoint.protocolVersion === 5)
+      this.logger.info({ broker, url: health.endpoint.safeUrl, protocolVersion, decided: health.endpoint.negotiates }, 'broker up')
+      this.events.emit('broker-up', { broker, protocolVersion })
       for (const session of this.sessions.values()) void session.bringInLine(index)
       void this.node.bringInLine(index)
       if (this.started) this.modes.brokerUp(index)
@@ -239,8 +252,8 @@ export class TierCore {
     return {
       mode: this.table.mode,
       brokers: {
-        broker1: { state: broker1.state, url: broker1.endpoint.safeUrl },
-        broker2: { state: broker2.state, url: broker2.endpoint.safeUrl }
+        broker1: { state: broker1.state, url: broker1.endpoint.safeUrl, protocolVersion: broker1.endpoint.decidedProtocol ?? null },
+        broker2: { state: broker2.state, url: broker2.endpoint.safeUrl, protocolVersion: broker2.endpoint.decidedProtocol ?? null }
       },
       clients: this.sessions.size,
       pending: { messages: store?.count ?? 0, bytes: store?.bytes ?? 0 },

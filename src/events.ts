@@ -2,11 +2,12 @@ import type { EventEmitter } from 'node:events'
 import type { Qos } from './mqtt/protocol.js'
 import type { BrokerName } from './state.js'
 
-export type { BrokerName, BrokerState, BrokerStatus, TierCounters, TierMode, TierState } from './state.js'
+export type { BrokerName, BrokerState, BrokerStatus, TierCounters, TierMode, TierState, UpstreamProtocol } from './state.js'
 
 /** Typed events of a `DualBroker` (see README, "Events"). */
 export interface DualBrokerEvents {
-  'broker-up': [event: { broker: BrokerName }]
+  /** `protocolVersion`: what the upstream sessions speak until the broker is lost again. */
+  'broker-up': [event: { broker: BrokerName, protocolVersion: 4 | 5 }]
   'broker-down': [event: { broker: BrokerName, reason: string }]
   /** Broker1 went down: publishes now follow the per-topic policy. */
   failover: [event: { reason: string }]

@@ -5,10 +5,10 @@
  */
 export { dualBroker, DualBroker, tierPlugin, type TierPlugin, type PluginExtras } from './plugin.js'
 export { LOCAL_TOPIC_PREFIX } from './local-topics.js'
-export type { DualBrokerEvents, TierState, TierMode, TierCounters, BrokerName, BrokerState, BrokerStatus } from './events.js'
+export type { DualBrokerEvents, TierState, TierMode, TierCounters, BrokerName, BrokerState, BrokerStatus, UpstreamProtocol } from './events.js'
 export type {
   DualBrokerOptions, AccessTierConfig, BrokerOptions, HealthOptions, PolicyMode, PolicyRuleOptions, StoreOptions,
-  ReplayOptions, DedupOptions, TerminalLimitsOptions, ServerLimitsOptions, TlsListenOptions
+  ReplayOptions, DedupOptions, TerminalLimitsOptions, WillOptions, SessionOptions, ServerLimitsOptions, TlsListenOptions
 } from './options.js'
 export type { ResolvedOptions, PolicyRule } from './config/schema.js'
 export { ConfigError } from './config/errors.js'

@@ -29,8 +29,13 @@ export interface BrokerOptions {
   }
   /** Prefixed to every upstream client id, for a broker shared with other tiers. Default `""`. */
   clientIdPrefix?: string
-  /** Upstream MQTT version: 4 (3.1.1, default) or 5 (duplicates are then recognised by message id). */
-  protocolVersion?: 4 | 5
+  /**
+   * Upstream MQTT version: `auto` (default) speaks MQTT 5 where the broker accepts it and 3.1.1
+   * where it refuses, decided each time the broker comes back; or 4 (3.1.1) or 5 always.
+   * Over MQTT 5, duplicates are recognised by message id, and `limits.receiveMaximum`,
+   * `wills.delaySeconds` and `sessions.expirySeconds` apply.
+   */
+  protocolVersion?: 4 | 5 | 'auto'
   /** PEM file of the CA that signs the broker's certificate (`mqtts://`, `wss://`). */
   ca?: string
   /** PEM client certificate the tier presents to the broker. */
@@ -115,6 +120,11 @@ export interface DedupOptions {
 export interface TerminalLimitsOptions {
   /** QoS 1 publishes of one terminal not yet safe; past it the tier stops reading its socket until some are. Default 1000. */
   maxInflight?: number
+  /**
+   * Over MQTT 5: the QoS 1/2 deliveries a broker may have unacknowledged to one terminal (its
+   * Receive Maximum); the broker holds the rest, in order. Default 100.
+   */
+  receiveMaximum?: number
   /** Filters in one SUBSCRIBE; the ones past it get 0x80; 0 = no limit. Default 256. */
   maxFiltersPerSubscribe?: number
   /** Subscriptions one terminal holds; further filters get 0x80; 0 = no limit. Default 1000. */
@@ -123,6 +133,22 @@ export interface TerminalLimitsOptions {
   maxTopicLength?: number
   /** Bytes of a client id; a longer one gets CONNACK return code 2; 0 = no limit. Default 256. */
   maxClientIdLength?: number
+}
+
+/** Terminals' wills at a broker that speaks MQTT 5 (README, "Wills"). */
+export interface WillOptions {
+  /**
+   * Seconds a broker waits before it publishes the will of a terminal whose upstream connection
+   * broke (its node was lost); a terminal back within them, through any node, publishes none.
+   * Default 30; 0 = at once. A 3.1.1 broker publishes at once.
+   */
+  delaySeconds?: number
+}
+
+/** Persistent terminals' sessions at a broker that speaks MQTT 5. */
+export interface SessionOptions {
+  /** How long a broker keeps a persistent (clean = false) terminal's session after it left: seconds, or `"never"` (default). */
+  expirySeconds?: number | 'never'
 }
 
 /** Options of `dualBroker(aedes, options)`. */
@@ -151,6 +177,8 @@ export interface DualBrokerOptions {
   replay?: ReplayOptions
   dedup?: DedupOptions
   limits?: TerminalLimitsOptions
+  wills?: WillOptions
+  sessions?: SessionOptions
   node?: NodeOptions
 }
 

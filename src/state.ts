@@ -7,9 +7,14 @@ export type BrokerState = 'unknown' | 'up' | 'down'
 
 export type TierMode = 'normal' | 'failover' | 'replaying'
 
+/** The MQTT version of a broker's upstream sessions: 4 (3.1.1) or 5; null until `auto` has decided. */
+export type UpstreamProtocol = 4 | 5 | null
+
 export interface BrokerStatus {
   state: BrokerState
   url: string
+  /** What the upstream sessions speak in this broker connection epoch (`broker*.protocolVersion`, `auto` decided). */
+  protocolVersion: UpstreamProtocol
 }
 
 /** `tier.state`: a snapshot, safe to serialise. */

@@ -106,6 +106,26 @@ t.test('defaults apply when nothing is given', async (t) => {
   t.equal(config.defaultPolicy, 'both')
   t.equal(config.logLevel, 'info')
   t.equal(config.broker1, undefined, 'no broker: the server starts embedded ones')
+  t.equal(config.limits.receiveMaximum, 100)
+  t.same(config.wills, { delaySeconds: 30 })
+  t.same(config.sessions, { expirySeconds: 'never' })
+  const brokers = resolveConfig({ flags: { broker1: 'mqtt://a', broker2: 'mqtt://b' } })
+  t.equal(brokers.broker1?.protocolVersion, 'auto', 'MQTT 5 where the broker speaks it, 3.1.1 where it refuses')
+})
+
+t.test('the MQTT 5 terms of the upstream sessions: each bad value named', async (t) => {
+  t.same(problems({ file: { limits: { receiveMaximum: 0 }, wills: { delaySeconds: -1 }, sessions: { expirySeconds: 0 } } }), [
+    'limits.receiveMaximum: 0 is not valid: expected a number at least 1',
+    'wills.delaySeconds: -1 is not valid: expected a number at least 0',
+    'sessions.expirySeconds: 0 is not valid: expected a number at least 1'
+  ])
+  t.same(problems({ file: { limits: { receiveMaximum: 65536 }, wills: { delaySecond: 5 } } }), [
+    'limits.receiveMaximum: 65536 is not valid: expected a number at most 65535',
+    'wills.delaySecond: unknown key (did you mean "delaySeconds"?)'
+  ])
+  const config = resolveConfig({ file: { broker1: { url: 'mqtt://a', protocolVersion: 4 }, broker2: { url: 'mqtt://b', protocolVersion: 'auto' }, sessions: { expirySeconds: 3600 } } })
+  t.equal(config.broker1?.protocolVersion, 4, '4 and 5 stay explicit choices')
+  t.equal(config.sessions.expirySeconds, 3600)
 })
 
 t.test('demo mode: the embedded brokers follow the terminals\' port, and only loopback listens unless a host is given', async (t) => {
@@ -167,7 +187,7 @@ t.test('every problem is reported in one run, one line each, naming the key', as
     '--http-port: "12ab" is not a whole number',
     'broker1.url: "htp://x" is not a broker URL like "mqtt://127.0.0.1:1883"',
     'broker1.password: "***" is not valid: expected a string',
-    'broker2.protocolVersion: 3 is not valid: expected 4 (MQTT 3.1.1) or 5',
+    'broker2.protocolVersion: 3 is not valid: expected 4 (MQTT 3.1.1), 5 or "auto"',
     'broker2.rejectUnauthorized: "yes" is not valid: expected true or false',
     'health.keepaliveSeconds: 1.5 is not valid: expected an integer',
     'policies[0].topic: "a/#/b" is not a valid MQTT topic filter',

@@ -16,47 +16,51 @@ async function settled (tier: DualBroker, publish: () => Promise<unknown>, atBro
   await atBroker1.waitForTopic('control', 20_000)
 }
 
-t.test('Broker1 SIGKILL and restart under a 500 msg/s QoS 1 stream, policy both', async (t) => {
-  const b1 = await startMosquitto(t)
-  const b2 = await startMosquitto(t)
-  const before = await record(t, b1.url, '#')
-  const atBroker2 = await record(t, b2.url, 'stream/#')
-  const { url, tier } = await startDurableTier(t, b1.url, b2.url)
-  const terminal = await connectClient(t, url, { clientId: 'streamer' })
-  const count = 3000
-  let after: Promise<Recorder> | undefined
-  let phase = 0
-  let failoverAt = -1
-  tier.once('failover', () => { failoverAt = phase })
-  const { acked } = await publishStream(terminal, {
-    topic: 'stream/a',
-    count,
-    window: 100,
-    rate: 500,
-    onAck: (n) => {
-      if (phase === 0 && n >= count / 4) {
-        phase = 1
-        void b1.kill('SIGKILL')
-      } else if (phase === 1 && n >= count / 2) {
-        phase = 2
-        after = b1.restart().then(() => record(t, b1.url, '#'))
+// The upstream at the product's default (auto: MQTT 5 at mosquitto) and in 3.1.1.
+for (const protocolVersion of ['auto', 4] as const) {
+  t.test(`Broker1 SIGKILL and restart under a 500 msg/s QoS 1 stream, policy both, upstream ${protocolVersion === 4 ? '3.1.1' : 'auto (MQTT 5)'}`, async (t) => {
+    const b1 = await startMosquitto(t)
+    const b2 = await startMosquitto(t)
+    const before = await record(t, b1.url, '#')
+    const atBroker2 = await record(t, b2.url, 'stream/#')
+    const { url, tier } = await startDurableTier(t, b1.url, b2.url, { broker1: { url: b1.url, protocolVersion }, broker2: { url: b2.url, protocolVersion } })
+    t.equal(tier.state.brokers.broker1.protocolVersion, protocolVersion === 4 ? 4 : 5)
+    const terminal = await connectClient(t, url, { clientId: 'streamer' })
+    const count = 3000
+    let after: Promise<Recorder> | undefined
+    let phase = 0
+    let failoverAt = -1
+    tier.once('failover', () => { failoverAt = phase })
+    const { acked } = await publishStream(terminal, {
+      topic: 'stream/a',
+      count,
+      window: 100,
+      rate: 500,
+      onAck: (n) => {
+        if (phase === 0 && n >= count / 4) {
+          phase = 1
+          void b1.kill('SIGKILL')
+        } else if (phase === 1 && n >= count / 2) {
+          phase = 2
+          after = b1.restart().then(() => record(t, b1.url, '#'))
+        }
       }
-    }
-  })
-  t.equal(acked.length, count, 'every publish acknowledged')
-  t.equal(failoverAt, 1, 'failover when Broker1 was killed')
-  const atBroker1 = await after!
-  await settled(tier, () => terminal.publishAsync('control', 'c', { qos: 1 }), atBroker1)
+    })
+    t.equal(acked.length, count, 'every publish acknowledged')
+    t.equal(failoverAt, 1, 'failover when Broker1 was killed')
+    const atBroker1 = await after!
+    await settled(tier, () => terminal.publishAsync('control', 'c', { qos: 1 }), atBroker1)
 
-  const got = [...before.sequences('stream/'), ...atBroker1.sequences('stream/')]
-  t.same(missing(acked, got), [], '0 acked messages missing at Broker1 after replay')
-  t.equal(orderViolations(got), 0, '0 order violations at Broker1')
-  const outage = atBroker2.sequences('stream/')
-  t.ok(outage.length > 0, `Broker2 got the outage window (${outage.length} messages)`)
-  // What Broker1 acked in its last resendWindowMs (500 ms, 250 messages here) is sent again: at least once.
-  t.ok(outage.every((seq) => seq >= count / 4 - 400), 'and only the outage window')
-  t.equal(tier.state.pending.messages, 0, 'the store drained')
-})
+    const got = [...before.sequences('stream/'), ...atBroker1.sequences('stream/')]
+    t.same(missing(acked, got), [], '0 acked messages missing at Broker1 after replay')
+    t.equal(orderViolations(got), 0, '0 order violations at Broker1')
+    const outage = atBroker2.sequences('stream/')
+    t.ok(outage.length > 0, `Broker2 got the outage window (${outage.length} messages)`)
+    // What Broker1 acked in its last resendWindowMs (500 ms, 250 messages here) is sent again: at least once.
+    t.ok(outage.every((seq) => seq >= count / 4 - 400), 'and only the outage window')
+    t.equal(tier.state.pending.messages, 0, 'the store drained')
+  })
+}
 
 t.test('Broker1 frozen with SIGSTOP: detected within the health bound, nothing lost', async (t) => {
   const b1 = await startMosquitto(t)

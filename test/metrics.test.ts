@@ -7,7 +7,7 @@ import { startMosquitto } from './support/mosquitto.js'
 import { parseMetrics, series } from './support/prometheus.js'
 
 const NAMES = [
-  'dualbroker_broker_up', 'dualbroker_failovers_total', 'dualbroker_failbacks_total', 'dualbroker_forwarded_total',
+  'dualbroker_broker_up', 'dualbroker_broker_protocol_version', 'dualbroker_failovers_total', 'dualbroker_failbacks_total', 'dualbroker_forwarded_total',
   'dualbroker_stored_total', 'dualbroker_replayed_total', 'dualbroker_expired_total', 'dualbroker_dropped_total',
   'dualbroker_refused_total', 'dualbroker_pending_messages', 'dualbroker_pending_bytes', 'dualbroker_clients', 'dualbroker_publish_ack_seconds',
   'dualbroker_sessions_restored_total', 'dualbroker_reconnects_asked_total', 'dualbroker_sessions_lost'
@@ -32,6 +32,7 @@ t.test('metrics follow a failover, a stored backlog and its replay (README "Oper
   let m = await scrape()
   t.equal(m.get(series('dualbroker_broker_up', { broker: 'broker1' })), 1, 'Broker1 up')
   t.equal(m.get(series('dualbroker_broker_up', { broker: 'broker2' })), 1, 'Broker2 up')
+  t.equal(m.get(series('dualbroker_broker_protocol_version', { broker: 'broker1' })), 5, 'mosquitto speaks MQTT 5: auto decided it')
   t.equal(m.get(series('dualbroker_clients')), 0)
 
   const terminal = await connectClient(t, url, { clientId: 'metered' })

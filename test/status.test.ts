@@ -153,7 +153,7 @@ t.test('the rendered page takes everything from the state as text, never as mark
     at: 0,
     health: 'ok',
     mode: 'failover',
-    brokers: { broker1: { state: 'down', url: `mqtt://a/${hostile}` }, broker2: { state: 'up', url: 'mqtt://b' } },
+    brokers: { broker1: { state: 'down', url: `mqtt://a/${hostile}`, protocolVersion: null }, broker2: { state: 'up', url: 'mqtt://b', protocolVersion: 5 } },
     clients: 0,
     pending: { messages: 0, bytes: 0 },
     store: { enabled: true, writable: true },

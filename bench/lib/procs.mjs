@@ -114,7 +114,19 @@ async function connackWithin (url, ms) {
   }
 }
 
-/** A mosquitto broker on a loopback port, with a config fit for benchmarking. */
+/**
+ * How the bench's mosquitto is configured: `defaults` (as installed: a 20-message window per
+ * 3.1.1 session, Nagle on) or `tuned` (`max_inflight_messages 0`, `set_tcp_nodelay true`).
+ */
+export const BROKER_SETTINGS = process.env.BENCH_BROKER === 'tuned' ? 'tuned' : 'defaults'
+
+/**
+ * What the tier's upstream sessions speak: `auto` (the product's default: MQTT 5 at mosquitto),
+ * or `BENCH_UPSTREAM=4` / `5` to compare the two at the same broker.
+ */
+export const UPSTREAM_PROTOCOL = { 4: 4, 5: 5 }[process.env.BENCH_UPSTREAM ?? ''] ?? 'auto'
+
+/** A mosquitto broker on a loopback port, with a config fit for benchmarking (see BROKER_SETTINGS). */
 export class Mosquitto {
   constructor (name, port) {
     this.name = name
@@ -128,11 +140,10 @@ export class Mosquitto {
       'persistence false',
       // Debian's 1000 silently drops QoS 1 bursts to slow subscribers.
       'max_queued_messages 1000000',
-      // No per-client window at the broker: the publishers keep their own (100).
-      'max_inflight_messages 0',
       'max_connections -1',
-      // Nagle would add up to 40 ms to small packets: off, for the direct and the tier runs alike.
-      'set_tcp_nodelay true',
+      // The broker's window (max_inflight_messages 20) and Nagle stay as installed, unless the
+      // run is labelled `BENCH_BROKER=tuned`: no window at the broker, Nagle off.
+      ...(BROKER_SETTINGS === 'tuned' ? ['max_inflight_messages 0', 'set_tcp_nodelay true'] : []),
       'log_dest stderr',
       'log_type error',
       'log_type warning'
@@ -203,8 +214,8 @@ export class Tier {
     this.dir = tmpDir('tier')
     this.data = data ?? path.join(this.dir, 'data')
     this.config = {
-      broker1: { url: broker1 },
-      broker2: { url: broker2 },
+      broker1: { url: broker1, protocolVersion: UPSTREAM_PROTOCOL },
+      broker2: { url: broker2, protocolVersion: UPSTREAM_PROTOCOL },
       listen: { host: '127.0.0.1', port: 0 },
       data: this.data,
       logLevel: 'info',

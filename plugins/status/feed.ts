@@ -38,7 +38,7 @@ const PUSHED = ['broker-up', 'broker-down', 'failover', 'failback', 'replay-star
 type Pushed = typeof PUSHED[number]
 
 const describe: { [E in Pushed]: (...args: DualBrokerEvents[E]) => string } = {
-  'broker-up': ({ broker }) => broker,
+  'broker-up': ({ broker, protocolVersion }) => `${broker} (MQTT ${protocolVersion === 5 ? '5' : '3.1.1'})`,
   'broker-down': ({ broker, reason }) => `${broker}: ${reason}`,
   failover: ({ reason }) => reason,
   failback: ({ downMs }) => `Broker1 back after ${(downMs / 1000).toFixed(1)} s`,

@@ -29,6 +29,11 @@ function replayLine (replay: StatusSnapshot['replay']): string {
     : `last replay at ${clock(replay.startedAt)}: ${replay.replayed} replayed in ${((replay.durationMs ?? 0) / 1000).toFixed(1)} s`
 }
 
+/** What a broker's upstream sessions speak, as the card says it (the same words as the script below). */
+function protocolLine (version: 4 | 5 | null): string {
+  return version === null ? 'protocol not decided yet' : version === 5 ? 'upstream MQTT 5' : 'upstream MQTT 3.1.1'
+}
+
 /** The page with `snapshot` rendered into it. */
 export function statusPage (snapshot: StatusSnapshot): string {
   const { mode, brokers, pending, clients, counters, events, replay } = snapshot
@@ -37,7 +42,8 @@ export function statusPage (snapshot: StatusSnapshot): string {
     mode: escape(mode),
     ...Object.fromEntries((['broker1', 'broker2'] as const).flatMap((name) => [
       [`${name}State`, escape(brokers[name].state)],
-      [`${name}Url`, escape(brokers[name].url)]
+      [`${name}Url`, escape(brokers[name].url)],
+      [`${name}Protocol`, escape(protocolLine(brokers[name].protocolVersion))]
     ])),
     pending: String(pending.messages),
     pendingBytes: bytes(pending.bytes),
@@ -93,8 +99,8 @@ const template = /* html */ `<!doctype html>
 <body data-mode="{{mode}}">
 <h1>aedes-dual-broker <span id="mode" class="badge">{{mode}}</span> <span id="link">connecting…</span></h1>
 <div class="row">
-  <div class="card" data-broker="broker1" data-state="{{broker1State}}"><h2>Broker1 (primary)</h2><div class="state">{{broker1State}}</div><div class="url">{{broker1Url}}</div></div>
-  <div class="card" data-broker="broker2" data-state="{{broker2State}}"><h2>Broker2 (standby)</h2><div class="state">{{broker2State}}</div><div class="url">{{broker2Url}}</div></div>
+  <div class="card" data-broker="broker1" data-state="{{broker1State}}"><h2>Broker1 (primary)</h2><div class="state">{{broker1State}}</div><div class="url">{{broker1Url}}</div><div class="url protocol">{{broker1Protocol}}</div></div>
+  <div class="card" data-broker="broker2" data-state="{{broker2State}}"><h2>Broker2 (standby)</h2><div class="state">{{broker2State}}</div><div class="url">{{broker2Url}}</div><div class="url protocol">{{broker2Protocol}}</div></div>
 </div>
 <div class="row">
   <div class="card"><h2>Pending in the store</h2><div class="state" id="pending">{{pending}}</div><div class="url" id="pending-bytes">{{pendingBytes}}</div></div>
@@ -206,6 +212,8 @@ const template = /* html */ `<!doctype html>
       card.dataset.state = s.brokers[name].state
       card.querySelector('.state').textContent = s.brokers[name].state
       card.querySelector('.url').textContent = s.brokers[name].url
+      var v = s.brokers[name].protocolVersion
+      card.querySelector('.protocol').textContent = v === null ? 'protocol not decided yet' : v === 5 ? 'upstream MQTT 5' : 'upstream MQTT 3.1.1'
     })
     $('pending').textContent = String(s.pending.messages)
     $('pending-bytes').textContent = bytes(s.pending.bytes)

@@ -3,6 +3,13 @@ import { z } from 'zod'
 import type { PendingStore } from '../store/types.js'
 import { duration, size } from './units.js'
 
+/** MQTT 5's "never expires" (§3.1.2.11.2), the meaning of clean = false in 3.1.1. */
+export const SESSION_NEVER_EXPIRES = 0xffffffff
+/** See README "Performance": where a larger window stopped paying on the bench. */
+const RECEIVE_MAXIMUM = 100
+/** See README "Wills": several reconnect backoffs of a device SDK and a load balancer's health check. */
+const WILL_DELAY_SECONDS = 30
+
 const URL_PROTOCOLS = new Set(['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'tls:', 'ws:', 'wss:'])
 
 const BROKER_URL = 'a broker URL like "mqtt://127.0.0.1:1883"'
@@ -42,7 +49,11 @@ export const brokerSchema = z.strictObject({
   }).optional(),
   /** Prefixed to upstream client ids, for a broker shared with other tiers. */
   clientIdPrefix: z.string().default(''),
-  protocolVersion: z.literal([4, 5], { error: 'expected 4 (MQTT 3.1.1) or 5' }).default(4),
+  /**
+   * The MQTT version of the upstream sessions: `auto` tries MQTT 5 and falls back to 3.1.1 where
+   * the broker refuses it, decided again each time the broker comes back (see BrokerHealth).
+   */
+  protocolVersion: z.literal([4, 5, 'auto'], { error: 'expected 4 (MQTT 3.1.1), 5 or "auto"' }).default('auto'),
   /** PEM file paths for mqtts:// upstreams. */
   ca: z.string().optional(),
   cert: z.string().optional(),
@@ -113,6 +124,12 @@ export const terminalLimitsSchema = z.strictObject({
    * reading that terminal's socket until some are (MQTT 3.1.1 cannot announce a receive window).
    */
   maxInflight: z.number().int().nonnegative().default(1000),
+  /**
+   * MQTT 5 upstream sessions: the Receive Maximum each announces, i.e. the QoS 1/2 deliveries a
+   * broker may have unacknowledged to one terminal; past it the broker holds the rest, in order.
+   * 3.1.1 sessions get the broker's own window (mosquitto: `max_inflight_messages`, 20).
+   */
+  receiveMaximum: z.number().int().min(1).max(65535).default(RECEIVE_MAXIMUM),
   // Caps on a hostile terminal (src/limits/terminal-caps.ts), each 0 = no limit. Far above what a
   // device needs (AWS IoT Core allows 8 filters per SUBSCRIBE, 50 subscriptions, 256-byte topics and
   // 128-byte client ids), yet a terminal at every cap holds at most ~4 MiB of topics.
@@ -124,6 +141,23 @@ export const terminalLimitsSchema = z.strictObject({
   maxTopicLength: z.number().int().nonnegative().default(4096),
   /** Bytes of a client id; a longer one is refused with CONNACK return code 2. */
   maxClientIdLength: z.number().int().nonnegative().default(256)
+})
+
+/** Where the upstream sessions speak MQTT 5 (README "Wills"): how long a broker waits before it publishes a terminal's will. */
+export const willsSchema = z.strictObject({
+  /**
+   * The Will Delay Interval: a terminal whose upstream connection broke (its node lost) and that
+   * is back within this many seconds, through any node, publishes no will. 0 = at once.
+   */
+  delaySeconds: z.number().int().min(0).max(SESSION_NEVER_EXPIRES).default(WILL_DELAY_SECONDS)
+})
+
+/** The upstream sessions of persistent (clean = false) terminals, where they speak MQTT 5. */
+export const sessionsSchema = z.strictObject({
+  /** Session Expiry Interval of a persistent terminal's upstream sessions, in seconds; `never` (default) as a 3.1.1 broker keeps them. */
+  expirySeconds: z.union([z.literal('never'), z.number().int().min(1).max(SESSION_NEVER_EXPIRES - 1)], {
+    error: 'expected "never" or a whole number of seconds from 1'
+  }).default('never')
 })
 
 /** The node's own session at the brokers, which carries the deployment's `aedes.publish` and `aedes.subscribe`. */
@@ -158,6 +192,8 @@ export const pluginSchema = z.strictObject({
   replay: replaySchema.default(replaySchema.parse({})),
   dedup: dedupSchema.default(dedupSchema.parse({})),
   limits: terminalLimitsSchema.default(terminalLimitsSchema.parse({})),
+  wills: willsSchema.default(willsSchema.parse({})),
+  sessions: sessionsSchema.default(sessionsSchema.parse({})),
   node: nodeSchema.default({})
 })
 

@@ -2,6 +2,9 @@
  * Terminals speak MQTT 3.1.1; an MQTT 5 upstream refuses with a reason code.
  * Map it to the 3.1.1 CONNACK return code that means the same.
  */
+/** CONNACK 0x01 [MQTT-3.1.2-2]: what a 3.1.1-only broker (Aedes 1.2) answers an MQTT 5 CONNECT. */
+export const UNACCEPTABLE_PROTOCOL_VERSION = 1
+
 const FROM_MQTT5: Record<number, number> = {
   0x84: 1, // unsupported protocol version
   0x85: 2, // client identifier not valid

@@ -1,10 +1,11 @@
 import type { Duplex } from 'node:stream'
-import { generate, type IConnackPacket, type IConnectPacket, type IPublishPacket, type ISubackPacket, type Packet, parser, type Parser } from 'mqtt-packet'
+import { generate, type IConnackPacket, type IConnectPacket, type IPublishPacket, type ISubackPacket, type ISubscribePacket, type IUnsubackPacket, type Packet, parser, type Parser } from 'mqtt-packet'
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import { type KeepaliveTarget, keepalives } from './keepalive.js'
 import { ackPacket } from '../mqtt/ack-packets.js'
-import { FAILURE, MAX_PACKET_ID, MESSAGE_ID_PROPERTY, type Qos } from '../mqtt/protocol.js'
+import { FAILURE, MAX_PACKET_ID, type Qos } from '../mqtt/protocol.js'
 import { PacketWriter } from './packet-writer.js'
+import { publishWithId } from '../mqtt/publish-packet.js'
 import { toMqtt311ReturnCode } from '../mqtt/return-codes.js'
 import { isSourcePortError } from './source-addresses.js'
 import { openTransport } from './transport.js'
@@ -70,6 +71,8 @@ const TERMINAL: ConnectionOptions = {}
 
 const DISCONNECT = Buffer.from([0xe0, 0x00]) // [MQTT-3.14.1]: remaining length 0; valid in 3.1.1 and 5
 const PINGREQ = Buffer.from([0xc0, 0x00]) // [MQTT-3.12.1]
+/** The close reason of a connection whose broker did not answer CONNECT within the connect timeout. */
+export const NO_CONNACK = 'no CONNACK in time'
 /** How long a closing connection may take to hand its last packets to a broker that does not read them. */
 const CLOSE_GRACE_MS = 1000
 
@@ -83,6 +86,8 @@ const CLOSE_GRACE_MS = 1000
  */
 export class UpstreamConnection implements KeepaliveTarget {
   online = false
+  /** The broker accepted the CONNECT (the connection may have closed since). */
+  accepted = false
   /** What the broker's CONNACK said: it kept the session, and resends what the terminal had not acked [MQTT-4.4.0-1]. */
   sessionPresent = false
   lastReadAt = performance.now()
@@ -95,6 +100,10 @@ export class UpstreamConnection implements KeepaliveTarget {
   private connectTimer: NodeJS.Timeout | undefined
   /** Why it closed: the last socket error (a certificate that does not verify, a reset), a timeout. */
   closeReason = 'connection closed'
+  /** MQTT 5, and the broker takes Subscription Identifiers (its CONNACK did not say otherwise, §3.2.2.3.12). */
+  subscriptionIdentifiers = false
+  /** The 3.1.1 return code of a CONNACK that refused the connection (MQTT 5 reason codes mapped). */
+  refusedWith: number | undefined
   private sourcePorts = false
   /** The socket's source address: taken from the broker's pool, if it has one, unless the options name one. */
   private readonly localAddress: string | undefined
@@ -105,7 +114,7 @@ export class UpstreamConnection implements KeepaliveTarget {
   private readonly sent = new Map<number, UpstreamPublish>()
   private held: UpstreamPublish[] = []
   /** SUBACKs awaited, by packet identifier; made on first use (most terminals only publish). */
-  private requests: Map<number, (packet: ISubackPacket | undefined) => void> | undefined
+  private requests: Map<number, (packet: ISubackPacket | IUnsubackPacket | undefined) => void> | undefined
   /** QoS 2 publishes the broker has PUBRECed (safe), whose PUBCOMP is still due. */
   private releasing: Set<number> | undefined
 
@@ -115,7 +124,8 @@ export class UpstreamConnection implements KeepaliveTarget {
     private readonly connectPacket: IConnectPacket,
     private readonly options: ConnectionOptions = TERMINAL
   ) {
-    const { protocolVersion } = endpoint.options
+    // The CONNECT's own version: under `auto` the health link tries 5, then 4, on one endpoint.
+    const protocolVersion = connectPacket.protocolVersion === 5 ? 5 : 4
     this.writeOptions = { protocolVersion }
     this.parser = parser({ protocolVersion })
     this.parser.on('packet', (packet) => this.onPacket(packet))
@@ -132,6 +142,11 @@ export class UpstreamConnection implements KeepaliveTarget {
         : error.message
     })
     this.socket.on('close', () => this.onClose())
+  }
+
+  /** The MQTT version this connection speaks. */
+  get protocolVersion (): 4 | 5 {
+    return this.writeOptions.protocolVersion
   }
 
   get keepalive (): number {
@@ -151,52 +166,76 @@ export class UpstreamConnection implements KeepaliveTarget {
       return opened
     }
     this.writer.write(connect)
-    this.connectTimer = setTimeout(() => this.fail('no CONNACK in time'), this.options.connectTimeoutMs ?? this.endpoint.health.connectTimeoutMs)
+    this.connectTimer = setTimeout(() => this.fail(NO_CONNACK), this.options.connectTimeoutMs ?? this.endpoint.health.connectTimeoutMs)
     return opened
   }
 
   publish (message: UpstreamPublish): void {
     if (message.qos === 0) {
       // Settled once the socket takes it: QoS 0 backpressure.
-      this.writer.write(generate(this.publishPacket(message, 0), this.writeOptions), message)
+      this.writer.write(this.encode(message, 0), message)
       return
     }
-    if (this.sent.size >= this.receiveMaximum) { // [MQTT-4.9.0-2] the broker's receive maximum
+    // [MQTT-4.9.0-2] the broker's receive maximum; behind what is held already, in order: an
+    // ack's callbacks may let the terminal publish again before the held ones were sent.
+    if (this.held.length > 0 || this.sent.size >= this.receiveMaximum) {
       this.held.push(message)
       return
     }
+    this.send(message)
+  }
+
+  private send (message: UpstreamPublish): void {
     const messageId = this.packetId()
     this.sent.set(messageId, message)
-    this.writer.write(generate(this.publishPacket(message, messageId), this.writeOptions))
+    this.writer.write(this.encode(message, messageId))
   }
 
-  private publishPacket (message: UpstreamPublish, messageId: number): IPublishPacket {
+  /** Over MQTT 5 with the tier's message id as a user property (see Deduplicator). */
+  private encode (message: UpstreamPublish, messageId: number): Buffer {
+    if (message.id !== undefined && this.writeOptions.protocolVersion === 5) return publishWithId(message, message.id, messageId)
     const packet: IPublishPacket = { cmd: 'publish', topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false, messageId }
-    if (message.id !== undefined && this.writeOptions.protocolVersion === 5) {
-      packet.properties = { userProperties: { [MESSAGE_ID_PROPERTY]: message.id } }
-    }
-    return packet
+    return generate(packet, this.writeOptions)
   }
 
-  /** Resolves with the grants, or undefined if the connection was lost or the broker took longer than `health.ackTimeoutMs`. */
-  subscribe (subscriptions: ReadonlyArray<{ topic: string, qos: Qos }>): Promise<Grant[] | undefined> {
+  /**
+   * Resolves with the grants, or undefined if the connection was lost or the broker took longer
+   * than `health.ackTimeoutMs`. `identifier`: the Subscription Identifier of every filter in it
+   * (MQTT 5 only, where `subscriptionIdentifiers`).
+   */
+  subscribe (subscriptions: ReadonlyArray<{ topic: string, qos: Qos }>, identifier?: number): Promise<Grant[] | undefined> {
     const messageId = this.packetId()
     return new Promise((resolve) => {
       const timer = setTimeout(() => answer(undefined), this.endpoint.health.ackTimeoutMs)
-      const answer = (suback: ISubackPacket | undefined): void => {
+      const answer = (reply: ISubackPacket | IUnsubackPacket | undefined): void => {
         clearTimeout(timer)
         this.requests!.delete(messageId)
+        const suback = reply?.cmd === 'suback' ? reply : undefined
         const codes = (suback?.granted ?? []) as Array<number | { qos: number }>
         resolve(suback && subscriptions.map(({ topic }, i) => ({ topic, qos: grantedQos(codes[i]) })))
       }
       this.requests ??= new Map()
       this.requests.set(messageId, answer)
-      this.writer.write(generate({ cmd: 'subscribe', messageId, subscriptions: subscriptions.slice() }, this.writeOptions))
+      const packet: ISubscribePacket = { cmd: 'subscribe', messageId, subscriptions: subscriptions.slice() }
+      if (identifier !== undefined) packet.properties = { subscriptionIdentifier: identifier }
+      this.writer.write(generate(packet, this.writeOptions))
     })
   }
 
-  unsubscribe (topics: string[]): void {
-    this.writer.write(generate({ cmd: 'unsubscribe', messageId: this.packetId(), unsubscriptions: topics }, this.writeOptions))
+  /** `done` at the UNSUBACK, when the connection is lost, or after `health.ackTimeoutMs`: no copy through these filters follows. */
+  unsubscribe (topics: string[], done?: () => void): void {
+    const messageId = this.packetId()
+    if (done !== undefined) {
+      const timer = setTimeout(() => answer(), this.endpoint.health.ackTimeoutMs)
+      const answer = (): void => {
+        clearTimeout(timer)
+        this.requests!.delete(messageId)
+        done()
+      }
+      this.requests ??= new Map()
+      this.requests.set(messageId, answer)
+    }
+    this.writer.write(generate({ cmd: 'unsubscribe', messageId, unsubscriptions: topics }, this.writeOptions))
   }
 
   sendPing (): void {
@@ -287,11 +326,13 @@ export class UpstreamConnection implements KeepaliveTarget {
         return this.received(packet.messageId!)
       case 'pubcomp': return this.completed(packet.messageId!)
       case 'pubrel': return this.owner.released(packet.messageId!, this)
-      case 'suback': return this.requests?.get(packet.messageId!)?.(packet)
+      case 'suback':
+      case 'unsuback': return this.requests?.get(packet.messageId!)?.(packet)
       case 'pingresp':
         this.pingSentAt = 0
         return
-      case 'disconnect': return this.fail('DISCONNECT from broker') // MQTT 5 server-initiated
+      // MQTT 5 server-initiated [MQTT-3.14.2-1]: its reason is the close reason the logs show.
+      case 'disconnect': return this.fail(`DISCONNECT from broker, reason 0x${(packet.reasonCode ?? 0).toString(16).padStart(2, '0')}${packet.properties?.reasonString === undefined ? '' : ` (${packet.properties.reasonString})`}`)
     }
   }
 
@@ -300,13 +341,16 @@ export class UpstreamConnection implements KeepaliveTarget {
     this.connectTimer = undefined
     const code = packet.returnCode ?? packet.reasonCode ?? 0
     if (code !== 0) {
-      this.settleOpen({ kind: 'refused', returnCode: toMqtt311ReturnCode(code) })
+      this.refusedWith = toMqtt311ReturnCode(code)
+      this.settleOpen({ kind: 'refused', returnCode: this.refusedWith })
       this.socket.destroy()
       return
     }
     this.online = true
+    this.accepted = true
     this.sessionPresent = packet.sessionPresent
     this.receiveMaximum = packet.properties?.receiveMaximum ?? MAX_PACKET_ID
+    this.subscriptionIdentifiers = this.protocolVersion === 5 && packet.properties?.subscriptionIdentifiersAvailable !== false
     keepalives.add(this)
     this.settleOpen({ kind: 'accepted', sessionPresent: packet.sessionPresent })
   }
@@ -321,7 +365,11 @@ export class UpstreamConnection implements KeepaliveTarget {
     if (message === undefined) return
     this.sent.delete(messageId)
     if (reasonCode < FAILURE) this.owner.published(message)
-    if (this.held.length > 0) this.publish(this.held.shift()!)
+    this.sendHeld()
+  }
+
+  private sendHeld (): void {
+    while (this.held.length > 0 && this.sent.size < this.receiveMaximum && this.online) this.send(this.held.shift()!)
   }
 
   /**
@@ -343,7 +391,7 @@ export class UpstreamConnection implements KeepaliveTarget {
     if (this.releasing?.delete(messageId) !== true) return this.acked(messageId)
     if (this.options.qos2SafeAtPubcomp === true) this.owner.published(this.sent.get(messageId)!)
     this.sent.delete(messageId)
-    if (this.held.length > 0) this.publish(this.held.shift()!)
+    this.sendHeld()
   }
 
   private settleOpen (outcome: ConnectOutcome): void {

@@ -1,6 +1,8 @@
 import type { IConnectPacket, IPublishPacket } from 'mqtt-packet'
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import { type ConnectionOwner, type ConnectOutcome, type Grant, type Qos, serviceOwner, UpstreamConnection, type UpstreamPublish } from './connection.js'
+import { FAILURE } from '../mqtt/protocol.js'
+import { SingleCopy } from './single-copy.js'
 
 export type { ConnectOutcome, Grant, Qos, UpstreamPublish }
 
@@ -38,8 +40,6 @@ export interface UpstreamLinkOptions {
   readonly acks: PublishAcks
 }
 
-const SESSION_NEVER_EXPIRES = 0xffffffff // MQTT 5 [MQTT-3.1.2-23]: the 3.1.1 meaning of clean = false
-
 function ignore (): void {}
 
 const BUSY: ConnectOutcome = { kind: 'unreachable', reason: 'busy' }
@@ -60,6 +60,10 @@ export class UpstreamLink implements ConnectionOwner {
   private readonly acks: PublishAcks
   private connection: UpstreamConnection | undefined
   private ended = false
+  /** The filters as the broker holds them, for one copy per message over MQTT 5 (see SingleCopy). */
+  private readonly copies = new SingleCopy()
+  /** QoS 2 copies settled as extra whose PUBREL is still to come: answered here, the terminal never saw them. */
+  private extraReleases: Set<number> | undefined
 
   constructor ({ endpoint, index, identity, owner, acks }: UpstreamLinkOptions) {
     this.endpoint = endpoint
@@ -81,25 +85,47 @@ export class UpstreamLink implements ConnectionOwner {
   connect (): Promise<ConnectOutcome> {
     if (this.connection !== undefined || this.ended) return Promise.resolve(BUSY)
     this.connection = new UpstreamConnection(this, this.endpoint, this.connectPacket())
-    return this.connection.open()
+    return this.connection.open().then((outcome) => {
+      // A new session at the broker holds no filter [MQTT-3.1.2-6], and no exchange of the old one.
+      if (outcome.kind === 'accepted' && !outcome.sessionPresent) {
+        this.copies.clear()
+        this.extraReleases = undefined
+      }
+      return outcome
+    })
   }
 
+  /**
+   * The terminal's CONNECT as this broker gets it. Over MQTT 5 it also carries what 3.1.1 cannot
+   * say: the Receive Maximum that bounds the deliveries in flight to this terminal
+   * [MQTT-3.3.4-9], a persistent session's expiry (clean = false: `sessions.expirySeconds`,
+   * "never" by default, the 3.1.1 meaning [MQTT-3.1.2-23]; clean = true: none, the session ends
+   * with the connection), and the will's delay, so that a terminal whose node was lost and that
+   * is back within it, through any node, publishes no will [MQTT-3.1.3-9].
+   */
   private connectPacket (): IConnectPacket {
-    const { identity, endpoint: { options } } = this
+    const { identity, endpoint } = this
+    const { options, terms } = endpoint
+    const protocolVersion = endpoint.protocolVersion
     const own = identity.service === true
     const username = own ? identity.username : options.username ?? identity.username
     const password = own || options.password === undefined ? identity.password : Buffer.from(options.password)
+    const mqtt5 = protocolVersion === 5
     return {
       cmd: 'connect',
       protocolId: 'MQTT',
-      protocolVersion: options.protocolVersion,
+      protocolVersion,
       clientId: options.clientIdPrefix + identity.clientId,
       clean: identity.clean,
       keepalive: identity.keepalive,
       ...(username !== undefined && { username }),
       ...(password !== undefined && { password }),
-      ...(identity.will !== undefined && { will: identity.will }),
-      ...(options.protocolVersion === 5 && !identity.clean && { properties: { sessionExpiryInterval: SESSION_NEVER_EXPIRES } })
+      ...(identity.will !== undefined && {
+        will: mqtt5 && terms.willDelaySeconds > 0 ? { ...identity.will, properties: { willDelayInterval: terms.willDelaySeconds } } : identity.will
+      }),
+      ...(mqtt5 && {
+        properties: { receiveMaximum: terms.receiveMaximum, ...(!identity.clean && { sessionExpiryInterval: terms.sessionExpirySeconds }) }
+      })
     }
   }
 
@@ -130,12 +156,47 @@ export class UpstreamLink implements ConnectionOwner {
   /** Resolves with the grants, or undefined if the link is offline, was lost or timed out. */
   subscribe (subscriptions: ReadonlyArray<{ topic: string, qos: Qos }>): Promise<Grant[] | undefined> {
     if (!this.online) return Promise.resolve(undefined)
-    return this.connection!.subscribe(subscriptions)
+    const connection = this.connection!
+    if (!connection.subscriptionIdentifiers) return connection.subscribe(subscriptions)
+    return this.subscribeIdentified(connection, subscriptions)
+  }
+
+  /**
+   * Over MQTT 5 each wildcard filter goes in a SUBSCRIBE of its own, with its Subscription
+   * Identifier (one per packet, §3.8.2.1.2); the filters without wildcards go together in one,
+   * without. The grants come back in the order asked.
+   */
+  private async subscribeIdentified (connection: UpstreamConnection, subscriptions: ReadonlyArray<{ topic: string, qos: Qos }>): Promise<Grant[] | undefined> {
+    const packets = new Map<number | undefined, number[]>()
+    subscriptions.forEach(({ topic }, i) => {
+      const identifier = this.copies.sent(topic)
+      const indexes = packets.get(identifier)
+      if (indexes === undefined) packets.set(identifier, [i])
+      else indexes.push(i)
+    })
+    const answers = await Promise.all([...packets].map(([identifier, indexes]) => connection.subscribe(indexes.map((i) => subscriptions[i]), identifier)))
+    const grants: Grant[] = new Array(subscriptions.length)
+    let lost = false
+    let p = 0
+    for (const indexes of packets.values()) {
+      const answer = answers[p++]
+      if (answer === undefined) { lost = true; continue } // no SUBACK: recognised, never the copy kept
+      indexes.forEach((i, k) => {
+        grants[i] = answer[k]
+        this.copies.granted(answer[k].topic, answer[k].qos === FAILURE ? undefined : answer[k].qos)
+      })
+    }
+    return lost ? undefined : grants
   }
 
   unsubscribe (topics: string[]): void {
     for (const topic of topics) this.applied.delete(topic)
-    if (this.online) this.connection!.unsubscribe(topics)
+    if (!this.online) return
+    const connection = this.connection!
+    if (!connection.subscriptionIdentifiers) return connection.unsubscribe(topics)
+    // Copies the broker sent before it read the UNSUBSCRIBE come before its UNSUBACK: until then the filters count.
+    for (const topic of topics) this.copies.leaving(topic)
+    connection.unsubscribe(topics, () => { for (const topic of topics) this.copies.left(topic) })
   }
 
   ping (): void {
@@ -198,11 +259,22 @@ export class UpstreamLink implements ConnectionOwner {
     this.acks.published(message, this)
   }
 
+  /** [MQTT-3.3.5-1] as a 3.1.1 session: of an MQTT 5 broker's copies per matching filter, one reaches the owner; the others are settled here. */
   deliver (packet: IPublishPacket, connection: UpstreamConnection): void {
+    if (connection.subscriptionIdentifiers && this.copies.extra(packet)) return this.settleExtra(packet, connection)
     this.owner.deliver(packet, connection, this.index)
   }
 
+  private settleExtra (packet: IPublishPacket, connection: UpstreamConnection): void {
+    if (packet.qos === 1) connection.acknowledge('puback', packet.messageId!)
+    if (packet.qos !== 2) return
+    connection.acknowledge('pubrec', packet.messageId!)
+    this.extraReleases ??= new Set()
+    this.extraReleases.add(packet.messageId!)
+  }
+
   released (messageId: number, connection: UpstreamConnection): void {
+    if (this.extraReleases?.delete(messageId) === true) return connection.acknowledge('pubcomp', messageId)
     this.owner.released(messageId, connection, this.index)
   }
 

@@ -3,12 +3,12 @@ import t from 'tap'
 import type { IPublishPacket } from 'mqtt-packet'
 import { record } from '../support/recorder.js'
 import { rawConnect } from '../support/raw-terminal.js'
-import { BROKER_KINDS, differential } from '../support/differential.js'
+import { brokerOf, differential, UPSTREAMS } from '../support/differential.js'
 
 const publish = (topic: string, payload: string, messageId: number, dup: boolean): IPublishPacket =>
   ({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 2, messageId, retain: false, dup })
 
-for (const kind of BROKER_KINDS) {
+for (const kind of UPSTREAMS) {
   t.test(`${kind}: [MQTT-4.3.3-2] a QoS 2 PUBLISH resent with DUP before PUBREL reaches subscribers once`, async (t) => {
     const { broker1, targets } = await differential(t, kind)
     const seen: Record<string, unknown> = {}

@@ -88,4 +88,28 @@ for (const kind of BROKER_KINDS) {
     }
     t.same(seen.tier, seen.direct, `through the tier as straight at the broker: ${JSON.stringify(seen.direct)}`)
   })
+  t.test(`${kind}: [MQTT-3.3.5-1] overlapping filters of different QoS, a message of each QoS, then one filter fewer`, async (t) => {
+    const { broker1, targets } = await differential(t, kind)
+    const seen: Record<string, unknown> = {}
+    for (const [way, url] of targets) {
+      const base = `qos-overlap/${way}`
+      const terminal = await rawConnect(t, url, { clientId: `qos-overlap-${kind}-${way}` }, { autoAck: true })
+      const from = terminal.packets.length
+      const filters: Array<[string, 0 | 1 | 2]> = [['#', 0], ['+', 2], ['a', 1], ['z/+', 0], ['+/k', 2], ['e', 2], ['e/#', 0]]
+      terminal.send({ cmd: 'subscribe', messageId: 1, subscriptions: filters.map(([filter, qos]) => ({ topic: `${base}/${filter}`, qos })) })
+      await terminal.next((p) => p.cmd === 'suback', 5000, from)
+      for (const qos of [2, 1, 0] as const) await broker1.publish(`${base}/a`, [`q${qos}`], qos)
+      await broker1.publish(`${base}/b/c`, ['deep'], 2) // `#` alone matches
+      await broker1.publish(`${base}/z/k`, ['zk'], 2)
+      await broker1.publish(`${base}/e`, ['e'], 2) // `e/#` matches `e` too [MQTT-4.7.1-2]
+      terminal.send({ cmd: 'unsubscribe', messageId: 2, unsubscriptions: [`${base}/+`] })
+      await terminal.next((p) => p.cmd === 'unsuback')
+      await broker1.publish(`${base}/a`, ['after'], 2)
+      await broker1.publish(`${base}/marker`, ['marker'], 0)
+      await terminal.next((p) => p.cmd === 'publish' && p.payload.toString() === 'marker')
+      seen[way] = publishes(terminal.packets).map((p) => [p.topic.slice(base.length), p.payload.toString(), p.qos])
+      await terminal.disconnect()
+    }
+    t.same(seen.tier, seen.direct, `through the tier as straight at Broker1: ${JSON.stringify(seen.direct)}`)
+  })
 }

@@ -66,6 +66,8 @@ export interface Observed {
   subscribedBefore: string[]
   /** `aedes.subscribe('telemetry/#')` made after, and unsubscribed at the end. */
   subscribedAfter: string[]
+  /** `aedes.subscribe('telemetry/+')`, overlapping the two above: each handler still hears a message once. */
+  subscribedPlus: string[]
   /** The callbacks of `aedes.publish`: "ok" or the error. */
   publishCallbacks: string[]
   /** What the device received (its commands). */
@@ -149,7 +151,7 @@ export async function deploymentScript (t: Test, site: Site): Promise<Observed> 
   const { aedes } = site
   const seen = {
     events: new Log(), publishEvents: new Log(), published: new Log(), subscribedBefore: new Log(), subscribedAfter: new Log(),
-    publishCallbacks: new Log(), device: new Log(), lateDevice: new Log()
+    subscribedPlus: new Log(), publishCallbacks: new Log(), device: new Log(), lateDevice: new Log()
   }
   const before = (packet: PublishPacket, done: () => void): void => { seen.subscribedBefore.push(text(packet, null)); done() }
   await new Promise<void>((resolve) => aedes.subscribe('telemetry/#', before, resolve))
@@ -168,6 +170,8 @@ export async function deploymentScript (t: Test, site: Site): Promise<Observed> 
   }
   const after = (packet: PublishPacket, done: () => void): void => { seen.subscribedAfter.push(text(packet, null)); done() }
   await new Promise<void>((resolve) => aedes.subscribe('telemetry/#', after, resolve))
+  const plus = (packet: PublishPacket, done: () => void): void => { seen.subscribedPlus.push(text(packet, null)); done() }
+  await new Promise<void>((resolve) => aedes.subscribe('telemetry/+', plus, resolve))
 
   // A device: its telemetry at QoS 0, 1 and 2, in order.
   const device = await connectClient(t, site.url, { clientId: 'dev1', clean: true })
@@ -206,11 +210,13 @@ export async function deploymentScript (t: Test, site: Site): Promise<Observed> 
   const direct = await connectClient(t, site.broker1, { clientId: 'straight-at-broker1', clean: true })
   for (let i = 1; i <= 5; i++) await direct.publishAsync('telemetry/elsewhere', `s${i}`, { qos: 1 })
   await seen.subscribedAfter.until(10, 'telemetry of Broker1\'s own clients at the server-side subscription')
+  await seen.subscribedPlus.until(10, 'the same at the overlapping subscription')
 
   // The deployment unsubscribes: the next telemetry reaches only the subscription that stays.
   await new Promise<void>((resolve) => aedes.unsubscribe('telemetry/#', after, () => resolve()))
   await device.publishAsync('telemetry/dev1', 'after unsubscribe', { qos: 1 })
   await seen.subscribedBefore.until(11, 'telemetry at the subscription that stays')
+  await seen.subscribedPlus.until(11, 'and at the overlapping one')
   await direct.endAsync()
   await late.endAsync()
   await device.endAsync()
@@ -221,5 +227,6 @@ export async function deploymentScript (t: Test, site: Site): Promise<Observed> 
   await seen.events.until(1, 'the silent device\'s disconnect', (line) => line === 'clientDisconnect dev3', 5_000)
   await silent.closed
   aedes.unsubscribe('telemetry/#', before, () => {})
+  aedes.unsubscribe('telemetry/+', plus, () => {})
   return Object.fromEntries(Object.entries(seen).map(([key, log]) => [key, log.lines])) as unknown as Observed
 }

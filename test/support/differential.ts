@@ -12,6 +12,24 @@ import { startTier, type TierOptions, type TierUnderTest } from './tier.js'
 
 export { BROKER_KINDS } from './broker-pair.js'
 
+/**
+ * What the suite's tier speaks upstream: on `mosquitto` and `aedes` the product's default
+ * (`protocolVersion: auto`: MQTT 5 at mosquitto, 3.1.1 at Aedes 1.2, which refuses 5), and on
+ * `mosquitto-3.1.1` mosquitto with the upstream sessions set to 3.1.1.
+ */
+export type Upstream = BrokerKind | 'mosquitto-3.1.1'
+export const UPSTREAMS: readonly Upstream[] = ['mosquitto', 'aedes', 'mosquitto-3.1.1']
+
+export function brokerOf (upstream: Upstream): BrokerKind {
+  return upstream === 'mosquitto-3.1.1' ? 'mosquitto' : upstream
+}
+
+/** The tier's options for `upstream` in front of these two brokers. */
+export function upstreamOptions (upstream: Upstream, broker1: string, broker2: string, options: TierOptions = {}): TierOptions {
+  if (upstream !== 'mosquitto-3.1.1') return options
+  return { ...options, plugin: { broker1: { url: broker1, protocolVersion: 4 }, broker2: { url: broker2, protocolVersion: 4 }, ...options.plugin } }
+}
+
 /** Long, so that a CONNACK or SUBACK that waited for an ack timeout could not pass for prompt. */
 export const ACK_TIMEOUT_MS = 20_000
 
@@ -25,13 +43,20 @@ export interface Differential {
   targets: Array<[Way, string]>
 }
 
-export async function differential (t: Test, kind: BrokerKind, options: TierOptions = {}, brokers: OracleOptions = {}): Promise<Differential> {
-  const broker1 = await startBroker(t, kind, brokers)
-  const broker2 = await startBroker(t, kind, brokers)
+export async function differential (t: Test, kind: Upstream, given: TierOptions = {}, brokers: OracleOptions = {}): Promise<Differential> {
+  const broker1 = await startBroker(t, brokerOf(kind), brokers)
+  const broker2 = await startBroker(t, brokerOf(kind), brokers)
+  const options = upstreamOptions(kind, broker1.url, broker2.url, given)
   const tier = await startTier(t, broker1.url, broker2.url, {
     ...options,
-    // Not a failover suite: a health link slow enough not to see a loaded machine as a broker down.
-    plugin: { health: { keepaliveSeconds: 5, connectTimeoutMs: 10_000, ackTimeoutMs: ACK_TIMEOUT_MS, failbackDelayMs: 200, reconnectPeriodMs: 100 }, ...options.plugin }
+    plugin: {
+      // Not a failover suite: a health link slow enough not to see a loaded machine as a broker down.
+      health: { keepaliveSeconds: 5, connectTimeoutMs: 10_000, ackTimeoutMs: ACK_TIMEOUT_MS, failbackDelayMs: 200, reconnectPeriodMs: 100 },
+      // Wills compared with a broker that publishes them at once: their delay over MQTT 5 is a
+      // deliberate difference (README "What a terminal observes"), tested in protocol-auto.test.ts.
+      wills: { delaySeconds: 0 },
+      ...options.plugin
+    }
   })
   return { broker1, broker2, tier, targets: [['direct', broker1.url], ['tier', tier.url]] }
 }
