@@ -83,7 +83,7 @@ const template = /* html */ `<!doctype html>
   .card .state { font-size: 20px; font-weight: 600; }
   .card[data-state="up"] .state { color: var(--ok); }
   .card[data-state="down"] .state { color: var(--bad); }
-  .url { font-size: 12px; color: var(--dim); word-break: break-all; }
+  .url, .protocol { font-size: 12px; color: var(--dim); word-break: break-all; }
   svg { width: 100%; height: 160px; display: block; }
   #area { fill: #0969da22; } #line { fill: none; stroke: #0969da; stroke-width: 1.5; }
   svg text { font-size: 11px; fill: var(--dim); }
@@ -99,8 +99,8 @@ const template = /* html */ `<!doctype html>
 <body data-mode="{{mode}}">
 <h1>aedes-dual-broker <span id="mode" class="badge">{{mode}}</span> <span id="link">connecting…</span></h1>
 <div class="row">
-  <div class="card" data-broker="broker1" data-state="{{broker1State}}"><h2>Broker1 (primary)</h2><div class="state">{{broker1State}}</div><div class="url">{{broker1Url}}</div><div class="url protocol">{{broker1Protocol}}</div></div>
-  <div class="card" data-broker="broker2" data-state="{{broker2State}}"><h2>Broker2 (standby)</h2><div class="state">{{broker2State}}</div><div class="url">{{broker2Url}}</div><div class="url protocol">{{broker2Protocol}}</div></div>
+  <div class="card" data-broker="broker1" data-state="{{broker1State}}"><h2>Broker1 (primary)</h2><div class="state">{{broker1State}}</div><div class="url">{{broker1Url}}</div><div class="protocol">{{broker1Protocol}}</div></div>
+  <div class="card" data-broker="broker2" data-state="{{broker2State}}"><h2>Broker2 (standby)</h2><div class="state">{{broker2State}}</div><div class="url">{{broker2Url}}</div><div class="protocol">{{broker2Protocol}}</div></div>
 </div>
 <div class="row">
   <div class="card"><h2>Pending in the store</h2><div class="state" id="pending">{{pending}}</div><div class="url" id="pending-bytes">{{pendingBytes}}</div></div>
