@@ -638,6 +638,7 @@ export const CASES = {
         figure({ name: 'kill → every terminal back (CONNACK)', unit: 'ms', tier: pick(rows, 'allBackMs'), goal: { on: 'tier', op: '<=', value: 3000 } }),
         figure({ name: 'terminals that lost their node', tier: pick(rows, 'moved'), digits: 0 }),
         figure({ name: 'back with session present', tier: pick(rows, 'sessionsPresent'), digits: 0 }),
+        figure({ name: 'false wills (published for terminals that came back)', tier: pick(rows, 'falseWills'), goal: { on: 'tier', op: '=', value: 0 }, digits: 0 }),
         figure({ name: 'acked messages missing at Broker1', tier: pick(rows, 'missingAtBroker1'), goal: { on: 'tier', op: '=', value: 0 }, digits: 0 }),
         figure({ name: 'acked messages missing at their subscriber', tier: pick(rows, 'missingAtTerminals'), goal: { on: 'tier', op: '=', value: 0 }, digits: 0 }),
         figure({ name: 'messages acked', tier: pick(rows, 'acked'), digits: 0 })

@@ -2,13 +2,15 @@
 // 100 ms) through one address (haproxy), each publishing its own sequence at QoS 1 on its own
 // topic and subscribed to it, plus an observer straight at Broker1. It records every PUBACK,
 // every arrival, and each terminal's connection losses and CONNACKs, so the parent can time how
-// long a node loss kept terminals away and count what went missing.
+// long a node loss kept terminals away and count what went missing. Each terminal has a will: one
+// published while every terminal came back is a false one (an operator told a device is gone).
 import mqtt from 'mqtt'
 import { serve } from './lib/procs.mjs'
 
 let terminals = []
 let observer
 let atBroker1
+let wills
 let pump
 
 function seqOf (payload) {
@@ -18,15 +20,18 @@ function seqOf (payload) {
 serve({
   async start ({ url, broker1, n, ratePerTerminal, prefix = 'nl' }) {
     atBroker1 = new Map()
+    wills = 0
     observer = await mqtt.connectAsync(broker1, { clientId: `${prefix}-observer`, clean: true, reconnectPeriod: 0 })
     observer.on('message', (topic, payload) => {
+      if (topic.startsWith(`${prefix}-will/`)) return void wills++
       if (!atBroker1.has(topic)) atBroker1.set(topic, new Set())
       atBroker1.get(topic).add(seqOf(payload))
     })
-    await observer.subscribeAsync(`${prefix}/#`, { qos: 1 })
+    await observer.subscribeAsync([`${prefix}/#`, `${prefix}-will/#`], { qos: 1 })
     terminals = await Promise.all(Array.from({ length: n }, async (_, i) => {
       const topic = `${prefix}/${i}`
-      const client = await mqtt.connectAsync(url, { clientId: `${prefix}-${i}`, clean: false, reconnectPeriod: 100, keepalive: 30 })
+      const will = { topic: `${prefix}-will/${i}`, payload: Buffer.from('gone'), qos: 1, retain: false }
+      const client = await mqtt.connectAsync(url, { clientId: `${prefix}-${i}`, clean: false, reconnectPeriod: 100, keepalive: 30, will })
       const t = { topic, client, next: 0, inflight: 0, acked: [], received: new Set(), closes: [], connects: [] }
       client.on('error', () => {})
       client.on('close', () => t.closes.push(Date.now()))
@@ -83,7 +88,8 @@ serve({
       moved: moves.length,
       allBackMs: moves.length === 0 ? NaN : Math.max(...moves.map((m) => m.backMs)),
       sessionsPresent: moves.filter((m) => m.sessionPresent).length,
-      unsettled: terminals.reduce((sum, t) => sum + t.inflight, 0)
+      unsettled: terminals.reduce((sum, t) => sum + t.inflight, 0),
+      falseWills: moves.every((m) => Number.isFinite(m.backMs)) ? wills : NaN
     }
   }
 })
