@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { BENCH, HAProxy, Mosquitto, ROOT, Tier, Worker, build, freePort, memOf, mono, sampleRss, tmpDir } from './lib/procs.mjs'
+import { BENCH, HAProxy, Mosquitto, ROOT, Tier, Worker, build, cpuOf, freePort, memOf, mono, sampleRss, tmpDir } from './lib/procs.mjs'
 import { figure } from './lib/stats.mjs'
 
 const TOPIC = 'bench/t'
@@ -100,7 +100,8 @@ const WARM_MS = 1000
 export async function runFlow (mode, { qos, rate: msgRate = 0, measureMs, latency = false, legs = 'both', tierConfig = {}, subClean = true }) {
   return withScope(async (scope) => {
     const { b1, b2 } = await brokers(scope)
-    const url = mode === 'tier' ? (await startTier(scope, `flow-qos${qos}`, b1.url, b2.url, tierConfig)).url : b1.url
+    const tier = mode === 'tier' ? await startTier(scope, `flow-qos${qos}`, b1.url, b2.url, tierConfig) : undefined
+    const url = tier?.url ?? b1.url
     const sub = await worker(scope, 'subscriber.mjs')
     const pub = await worker(scope, 'publisher.mjs')
     await sub.call('connect', { label: 'sub', url: legs === 'pub' ? b1.url : url, topic: TOPIC, qos, latency, clean: subClean })
@@ -108,14 +109,21 @@ export async function runFlow (mode, { qos, rate: msgRate = 0, measureMs, latenc
     const t0 = mono()
     await sub.call('window', { from: t0 + WARM_MS, to: t0 + WARM_MS + measureMs })
     await pub.call('start', { qos, window: WINDOW, rate: msgRate })
-    await sleep(WARM_MS + measureMs + 50)
+    // CPU time of the tier and of Broker1 over the same window as the count: µs per message delivered.
+    await sleep(t0 + WARM_MS - mono())
+    const cpuFrom = [cpuOf(tier?.pid), cpuOf(b1.pid)]
+    await sleep(t0 + WARM_MS + measureMs - mono())
+    const cpuTo = [cpuOf(tier?.pid), cpuOf(b1.pid)]
+    await sleep(50)
     const published = await pub.call('stop', { drainMs: 0 })
     const report = await sub.call('report')
     const got = report.labels.sub[0]
     return {
       msgsPerSec: rate(got.inWindow, measureMs),
       published: published.sent,
-      latency: report.latency
+      latency: report.latency,
+      tierCpuUsPerMsg: (cpuTo[0] - cpuFrom[0]) / got.inWindow,
+      brokerCpuUsPerMsg: (cpuTo[1] - cpuFrom[1]) / got.inWindow
     }
   })
 }
@@ -479,7 +487,11 @@ function throughputCase (title, flow, minimumRatio) {
     async run ({ runs, log }) {
       const measureMs = settings.quick ? 2000 : 3000
       const r = await alternate(runs, (mode) => runFlow(mode, { ...flow, measureMs }), log)
-      return [figure({ name: 'msgs/s', tier: pick(r.tier, 'msgsPerSec'), baseline: pick(r.direct, 'msgsPerSec'), compareBy: 'ratio', goal: { on: 'compared', op: '>=', value: minimumRatio } })]
+      return [
+        figure({ name: 'msgs/s', tier: pick(r.tier, 'msgsPerSec'), baseline: pick(r.direct, 'msgsPerSec'), compareBy: 'ratio', goal: { on: 'compared', op: '>=', value: minimumRatio } }),
+        figure({ name: 'tier CPU per message', unit: 'µs', tier: pick(r.tier, 'tierCpuUsPerMsg'), digits: 1 }),
+        figure({ name: 'Broker1 CPU per message (tier: behind the tier; baseline: direct)', unit: 'µs', tier: pick(r.tier, 'brokerCpuUsPerMsg'), baseline: pick(r.direct, 'brokerCpuUsPerMsg'), digits: 1 })
+      ]
     }
   }
 }

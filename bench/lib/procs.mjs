@@ -1,6 +1,6 @@
 // Every process the benchmark starts is registered here and killed at the end,
 // whatever the end is: normal exit, an error, a timeout or a signal.
-import { spawn } from 'node:child_process'
+import { execSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
@@ -384,6 +384,23 @@ export function memOf (pid) {
     return { rss: kb('VmRSS'), hwm: kb('VmHWM') }
   } catch {
     return { rss: NaN, hwm: NaN }
+  }
+}
+
+const CLOCK_TICKS_PER_SECOND = Number(execSync('getconf CLK_TCK').toString().trim()) || 100
+
+/**
+ * CPU time a process has used so far, user and system, in µs: fields 14 and 15 of
+ * /proc/<pid>/stat (clock ticks; the command name before them may hold spaces, so it is
+ * counted from the last ')').
+ */
+export function cpuOf (pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * 1e6 / CLOCK_TICKS_PER_SECOND
+  } catch {
+    return NaN
   }
 }
 
