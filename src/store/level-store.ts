@@ -5,6 +5,7 @@ import { checkBounds } from './bounds.js'
 import { openedTwiceError, optionsError, StoreClosedError } from './errors.js'
 import { silentLogger } from '../logger.js'
 import { openLevel, type Db } from './open-level.js'
+import { pages } from './paging.js'
 import type {
   FsyncMode, LevelPendingStoreOptions, PendingMessage, PendingStore, PendingStoreEvents,
   StoreLogger, StoredMessage, StoreStats
@@ -110,13 +111,8 @@ export class LevelPendingStore extends EventEmitter<PendingStoreEvents> implemen
     return out
   }
 
-  async * iterate (afterSeq = 0, pageSize = DEFAULT_PAGE): AsyncIterableIterator<StoredMessage> {
-    for (;;) {
-      const page = await this.read(afterSeq, pageSize)
-      if (page.length === 0) return
-      yield * page
-      afterSeq = page[page.length - 1]!.seq
-    }
+  iterate (afterSeq = 0, pageSize = DEFAULT_PAGE): AsyncIterableIterator<StoredMessage> {
+    return pages(this, afterSeq, pageSize)
   }
 
   close (): Promise<void> {

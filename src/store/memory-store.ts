@@ -4,6 +4,7 @@ import { checkMessage, messageSize } from './codec.js'
 import { openedTwiceError, StoreClosedError, StoreFullError } from './errors.js'
 import { silentLogger } from '../logger.js'
 import { Tally } from './tally.js'
+import { pages } from './paging.js'
 import type {
   DroppedEvent, MemoryPendingStoreOptions, PendingMessage, PendingStore, PendingStoreEvents, StoreBounds, StoreLogger,
   StoredMessage, StoreStats
@@ -104,13 +105,8 @@ export class MemoryPendingStore extends EventEmitter<PendingStoreEvents> impleme
     return out
   }
 
-  async * iterate (afterSeq = 0, pageSize = DEFAULT_PAGE): AsyncIterableIterator<StoredMessage> {
-    for (;;) {
-      const page = await this.read(afterSeq, pageSize)
-      if (page.length === 0) return
-      yield * page
-      afterSeq = page[page.length - 1]!.seq
-    }
+  iterate (afterSeq = 0, pageSize = DEFAULT_PAGE): AsyncIterableIterator<StoredMessage> {
+    return pages(this, afterSeq, pageSize)
   }
 
   delete (seq: number): Promise<void> {
