@@ -3,8 +3,7 @@ import t from 'tap'
 import { ConfigError, dualBroker, MemoryPendingStore, StoreClosedError } from '../src/index.js'
 import { startAedes } from './support/aedes-broker.js'
 import { connectClient } from './support/client.js'
-import { FAILOVER_HEALTH, nextEvent, tempDir } from './support/durable.js'
-import { record } from './support/recorder.js'
+import { failBackAndRecord, FAILOVER_HEALTH, nextEvent, tempDir } from './support/durable.js'
 import { publishStream } from './support/stream.js'
 import { startTier } from './support/tier.js'
 
@@ -30,12 +29,7 @@ t.test('the tier stores in, and replays from, the PendingStore it is given', BOU
   t.same((await store.read(0, n)).map((m) => JSON.parse(m.payload.toString()).seq), [...Array(n).keys()], 'in publish order')
   t.equal(tier.state.pending.messages, n, 'tier.state reads the given store')
 
-  const back = nextEvent(tier, 'failback')
-  await b1.restart()
-  const atBroker1 = await record(t, b1.url, 'q/#')
-  await back
-  await terminal.publishAsync('q/control', 'control', { qos: 1 })
-  await atBroker1.waitForTopic('q/control')
+  const atBroker1 = await failBackAndRecord(t, tier, b1, terminal, 'q/#', 'q/control')
   t.same(atBroker1.sequences('q/a'), [...Array(n).keys()], 'Broker1 got all of them, once each, in order')
   t.equal(store.count, 0, 'each replayed message deleted from the given store')
   t.equal(store.stats.deleted, n)

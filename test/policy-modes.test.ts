@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { PolicyMode } from '../src/index.js'
 import { connectClient } from './support/client.js'
-import { nextEvent, startDurableTier } from './support/durable.js'
+import { failBackAndRecord, nextEvent, startDurableTier } from './support/durable.js'
 import { startMosquitto } from './support/mosquitto.js'
 import { record } from './support/recorder.js'
 import { missing, orderViolations } from './support/sequence.js'
@@ -47,12 +47,7 @@ for (const mode of ['failover', 'queue', 'both', 'drop'] as const) {
         await back
         if (mode === 'failover') await atBroker2.waitFor(COUNT)
       }
-      const failback = nextEvent(tier, 'failback')
-      await b1.restart()
-      const atBroker1 = await record(t, b1.url, 'out/#')
-      await failback
-      await terminal.publishAsync('out/control', 'after failback', { qos: 1 })
-      await atBroker1.waitForTopic('out/control')
+      const atBroker1 = await failBackAndRecord(t, tier, b1, terminal, 'out/#', 'out/control')
 
       const [want1, want2] = expectations[mode][standby === 'up' ? 'standbyUp' : 'standbyDown']
       const at1 = atBroker1.sequences('out/a')

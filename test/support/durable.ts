@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
 import type { DualBroker, DualBrokerEvents, DualBrokerOptions } from '../../src/index.js'
+import { record, type Recorder } from './recorder.js'
 import { startTier, type TierUnderTest } from './tier.js'
 
 /** A temporary folder removed at teardown. */
@@ -32,4 +33,22 @@ export function nextEvent<E extends keyof DualBrokerEvents> (tier: DualBroker, e
     }
     tier.on(event, listener as never)
   })
+}
+
+/**
+ * Restarts Broker1, records `filter` there before the tier fails back, waits for the failback,
+ * then sends a marker through `terminal` and waits until it reached Broker1: whatever the replay
+ * sent is recorded by then (Broker1 gets the tier's publishes in order).
+ */
+export async function failBackAndRecord (
+  t: Test, tier: DualBroker, broker1: { url: string, restart: () => Promise<void> },
+  terminal: { publishAsync: (topic: string, payload: string, options: { qos: 1 }) => Promise<unknown> }, filter: string, marker: string
+): Promise<Recorder> {
+  const failback = nextEvent(tier, 'failback')
+  await broker1.restart()
+  const atBroker1 = await record(t, broker1.url, filter)
+  await failback
+  await terminal.publishAsync(marker, 'after failback', { qos: 1 })
+  await atBroker1.waitForTopic(marker)
+  return atBroker1
 }
