@@ -115,8 +115,16 @@ export class ConnectionGate {
     if (maxConnectionsPerSource > 0 && (source?.open ?? 0) >= maxConnectionsPerSource) return 'per-source'
     if (maxPendingConnectsPerSource > 0 && (source?.pending ?? 0) >= maxPendingConnectsPerSource) return 'pending-per-source'
     if (maxConnections > 0 && this.open >= maxConnections && !this.evictOldest()) return 'max-connections'
-    if (this.fds !== undefined && !this.fds.admit() && !(this.evictOldest() && this.fds.admit())) return 'fd-limit'
+    if (this.fds !== undefined && !this.admitDescriptors(this.fds)) return 'fd-limit'
     return undefined
+  }
+
+  /** Room in the descriptor budget, made by evicting as many connections without CONNECT as it takes (a fresh count may say more than one). */
+  private admitDescriptors (fds: FdBudget): boolean {
+    while (!fds.admit()) {
+      if (!this.evictOldest()) return false
+    }
+    return true
   }
 
   /** Closes the connection that has waited longest without CONNECT, if there is one. */
