@@ -1,7 +1,7 @@
-/** The hand-written MQTT 5 PUBLISH with the tier's message id: byte for byte what mqtt-packet writes, and read back the same. */
+/** The hand-written PUBLISH packets: byte for byte what mqtt-packet writes, and read back the same. */
 import t from 'tap'
 import { generate, parser, type IPublishPacket } from 'mqtt-packet'
-import { publishWithId } from '../src/mqtt/publish-packet.js'
+import { publishPacket, publishWithId } from '../src/mqtt/publish-packet.js'
 import { MESSAGE_ID_PROPERTY, type Qos } from '../src/mqtt/protocol.js'
 
 const cases: Array<{ topic: string, payload: Buffer, qos: Qos, retain: boolean, id: string }> = [
@@ -30,4 +30,15 @@ for (const c of cases) {
     t.match(packets[0], { topic: c.topic, qos: c.qos, retain: c.retain, properties: { userProperties: { [MESSAGE_ID_PROPERTY]: c.id } } })
     t.same(packets[0]!.payload, c.payload)
   })
+}
+
+for (const c of cases) {
+  for (const protocolVersion of [4, 5] as const) {
+    t.test(`without properties, MQTT ${protocolVersion}: QoS ${c.qos}, ${c.payload.length}-byte payload, retain ${c.retain}, DUP where QoS > 0`, async (t) => {
+      const messageId = c.qos === 0 ? 0 : 513
+      const dup = c.qos > 0
+      const theirs = generate({ cmd: 'publish', topic: c.topic, payload: c.payload, qos: c.qos, retain: c.retain, dup, ...(c.qos > 0 && { messageId }) }, { protocolVersion })
+      t.same(publishPacket(c, messageId, dup, protocolVersion), theirs, 'the same bytes as mqtt-packet')
+    })
+  }
 }

@@ -7,7 +7,9 @@
 import type { Aedes, Client, ConnectPacket, PublishPacket, Subscription } from 'aedes'
 import AedesPacket from 'aedes-packet'
 import type { Qlobber } from 'qlobber'
+import type { Packet } from 'mqtt-packet'
 import { DualBrokerError } from '../errors.js'
+import { type FallbackParser, PacketReader } from '../mqtt/packet-reader.js'
 
 export type { Aedes, Client, ConnectPacket, PublishPacket, Subscription }
 
@@ -278,6 +280,26 @@ export function interceptPackets (client: Client, wrap: (original: PacketListene
   }
   parser.removeListener('packet', listeners[0]!)
   parser.on('packet', wrap(listeners[0]!))
+}
+
+interface ClientParser extends FallbackParser {
+  emit: (event: 'packet', packet: Packet) => boolean
+  settings: { protocolVersion?: number }
+}
+
+/**
+ * The terminal's packets after its CONNECT are cut and decoded by the tier's
+ * PacketReader instead of Aedes' mqtt-packet parser, which still reads every
+ * packet the reader does not decode (and emits to the same listeners).
+ */
+export function readPacketsDirectly (client: Client): void {
+  const parser = (client as unknown as { _parser?: ClientParser })._parser
+  if (parser === undefined || Object.hasOwn(parser, 'parse')) return
+  const reader = new PacketReader(parser, (packet) => parser.emit('packet', packet), () => parser.settings.protocolVersion ?? 4)
+  parser.parse = function readDirectly (bytes: Buffer): number {
+    reader.read(bytes)
+    return 0
+  }
 }
 
 /** The PUBACK, PUBREC, PUBREL and PUBCOMP a terminal sends; `take` returns true for those it answers itself. */

@@ -3,7 +3,7 @@
  * Broker1 and Broker2 before it gets its CONNACK.
  */
 import {
-  type AuthenticateHook, type Client, type ConnectPacket, endAsPersistentSession, hideSessionFromAedes, interceptTerminalAcks, type PreConnectHook,
+  type AuthenticateHook, type Client, type ConnectPacket, endAsPersistentSession, hideSessionFromAedes, interceptTerminalAcks, type PreConnectHook, readPacketsDirectly,
   reportSessionPresent
 } from '../aedes/internals.js'
 import { ConnectRefusedError } from '../errors.js'
@@ -33,6 +33,7 @@ function preConnect ({ sessions, caps }: ConnectPorts, identities: WeakMap<Clien
     if (!identity.clean) endAsPersistentSession(client)
     caps.watch(client) // limits.maxFiltersPerSubscribe (src/limits/terminal-caps.ts)
     interceptTerminalAcks(client, (ack) => sessions.get(client)?.acked(ack) === true)
+    readPacketsDirectly(client)
     callback(null, true)
   }
 }

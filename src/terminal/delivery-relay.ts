@@ -5,6 +5,7 @@ import { Deliveries, type Delivery } from './deliveries.js'
 import type { Deduplicator } from '../upstream/dedup.js'
 import { corkForTurn } from '../upstream/packet-writer.js'
 import { ackPacket } from '../mqtt/ack-packets.js'
+import { type PublishContent, publishPacket } from '../mqtt/publish-packet.js'
 
 /** A user's own `authorizeForward` on the Aedes instance: it may change or withhold a delivery. */
 export type ForwardFilter = (client: Client, packet: IPublishPacket) => IPublishPacket | null | undefined
@@ -155,16 +156,18 @@ export class DeliveryRelay {
 
   /** [MQTT-3.3.1-1] DUP as the broker sent it; [MQTT-3.3.1-9] retain as the broker set it. */
   private forward (packet: IPublishPacket, messageId: number): void {
+    const dup = packet.qos > 0 && packet.dup
+    if (this.forwardFilter === undefined) return this.write(publishPacket(packet as PublishContent, messageId, dup))
     const message: IPublishPacket = {
       cmd: 'publish',
       topic: packet.topic,
       payload: packet.payload,
       qos: packet.qos,
       retain: packet.retain,
-      dup: packet.qos > 0 && packet.dup,
+      dup,
       ...(messageId !== 0 && { messageId })
     }
-    const filtered = this.forwardFilter === undefined ? message : this.forwardFilter(this.client, message)
+    const filtered = this.forwardFilter(this.client, message)
     if (filtered == null) return this.withheld(messageId)
     this.write(generate(filtered))
   }

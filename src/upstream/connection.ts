@@ -5,7 +5,8 @@ import { type KeepaliveTarget, keepalives } from './keepalive.js'
 import { ackPacket } from '../mqtt/ack-packets.js'
 import { FAILURE, MAX_PACKET_ID, type Qos } from '../mqtt/protocol.js'
 import { PacketWriter } from './packet-writer.js'
-import { publishWithId } from '../mqtt/publish-packet.js'
+import { type FallbackParser, PacketReader } from '../mqtt/packet-reader.js'
+import { publishPacket, publishWithId } from '../mqtt/publish-packet.js'
 import { toMqtt311ReturnCode } from '../mqtt/return-codes.js'
 import { isSourcePortError } from './source-addresses.js'
 import { openTransport } from './transport.js'
@@ -133,7 +134,8 @@ export class UpstreamConnection implements KeepaliveTarget {
     this.pooled = options.localAddress === undefined && endpoint.sources !== undefined
     this.localAddress = options.localAddress ?? endpoint.sources?.take()
     this.socket = openTransport(endpoint.address, endpoint.tlsMaterial, this.localAddress)
-    this.socket.on('data', (chunk: Buffer) => this.parser.parse(chunk))
+    const reader = new PacketReader(this.parser as FallbackParser, (packet) => this.onPacket(packet), () => protocolVersion)
+    this.socket.on('data', (chunk: Buffer) => reader.read(chunk))
     this.writer = new PacketWriter(this.socket, (message) => this.owner.published(message))
     this.socket.on('error', (error: Error & { code?: unknown, syscall?: unknown }) => {
       this.sourcePorts = isSourcePortError(error)
@@ -193,9 +195,9 @@ export class UpstreamConnection implements KeepaliveTarget {
 
   /** Over MQTT 5 with the tier's message id as a user property (see Deduplicator). */
   private encode (message: UpstreamPublish, messageId: number): Buffer {
-    if (message.id !== undefined && this.writeOptions.protocolVersion === 5) return publishWithId(message, message.id, messageId)
-    const packet: IPublishPacket = { cmd: 'publish', topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false, messageId }
-    return generate(packet, this.writeOptions)
+    const { protocolVersion } = this.writeOptions
+    if (message.id !== undefined && protocolVersion === 5) return publishWithId(message, message.id, messageId)
+    return publishPacket(message, messageId, false, protocolVersion)
   }
 
   /**
