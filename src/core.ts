@@ -36,7 +36,7 @@ import { TerminalSession } from './terminal/session.js'
 import { BrokerEndpoint, type SessionTerms } from './upstream/broker-endpoint.js'
 import { BrokerHealth } from './upstream/broker-health.js'
 import { MessageIds } from './upstream/message-ids.js'
-import { written } from './upstream/packet-writer.js'
+import { written } from './mqtt/packet-writer.js'
 import type { TerminalIdentity } from './upstream/upstream-link.js'
 
 /** What the terminals' upstream sessions announce where they speak MQTT 5. */

@@ -19,7 +19,7 @@ import { ackPacket } from '../mqtt/ack-packets.js'
 import { PublishObservations } from '../node/observations.js'
 import { OutgoingPublish } from '../routing/outbox.js'
 import type { TerminalSession } from '../terminal/session.js'
-import { corkForTurn } from '../upstream/packet-writer.js'
+import { corkForTurn } from '../mqtt/packet-writer.js'
 import type { PublishPorts } from './ports.js'
 
 /** A publish waiting for the user's own authorizePublish, kept in arrival order. */

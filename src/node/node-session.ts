@@ -9,7 +9,7 @@ import type { BrokerHealth } from '../upstream/broker-health.js'
 import type { UpstreamConnection } from '../upstream/connection.js'
 import { type DedupOptions, Deduplicator } from '../upstream/dedup.js'
 import type { MessageIds } from '../upstream/message-ids.js'
-import { type LinkOwner, UpstreamLink } from '../upstream/upstream-link.js'
+import { type DeliverySink, type LinkOwner, UpstreamLink } from '../upstream/upstream-link.js'
 import { type PublishObservers, PublishObservations } from './observations.js'
 import { ServerSubscriptions } from './server-subscriptions.js'
 
@@ -37,7 +37,7 @@ const KEEPALIVE_SECONDS = 60
  * topic's policy like a terminal's publish, and what its `aedes.subscribe`
  * filters match at the brokers comes back through it, to those handlers.
  */
-export class NodeSession implements LinkOwner {
+export class NodeSession implements LinkOwner, DeliverySink {
   readonly links: readonly [UpstreamLink, UpstreamLink]
   readonly outbox: Outbox
   readonly clientId: string
@@ -60,6 +60,7 @@ export class NodeSession implements LinkOwner {
       // The tier's own credentials (`service`), never a terminal's.
       identity: { clientId, clean: true, keepalive: KEEPALIVE_SECONDS, service: true, ...credentialsOf(healths[index].endpoint.serviceCredentials) },
       owner: this,
+      deliveries: this,
       acks: this.outbox
     })
     this.links = [link(0), link(1)]

@@ -3,18 +3,22 @@ import { announceAck, type Client, type TerminalAck, watchDrain } from '../aedes
 import type { UpstreamConnection } from '../upstream/connection.js'
 import { Deliveries, type Delivery } from './deliveries.js'
 import type { Deduplicator } from '../upstream/dedup.js'
-import { corkForTurn } from '../upstream/packet-writer.js'
+import { corkForTurn } from '../mqtt/packet-writer.js'
 import { ackPacket } from '../mqtt/ack-packets.js'
 import { type PublishContent, publishPacket } from '../mqtt/publish-packet.js'
 
 /** A user's own `authorizeForward` on the Aedes instance: it may change or withhold a delivery. */
 export type ForwardFilter = (client: Client, packet: IPublishPacket) => IPublishPacket | null | undefined
 
-/** What the relay needs of the terminal's two upstream sessions. */
-export interface RelayLinks {
-  ackingFor: (from: 0 | 1, sentOn: UpstreamConnection) => UpstreamConnection | undefined
+/** The terminal's session at one broker, as the relay needs it: the connection that acks, and its reads paused. */
+export interface RelayLink {
+  ackingFor: (sentOn: UpstreamConnection) => UpstreamConnection | undefined
   holdDeliveries: () => void
   resumeDeliveries: () => void
+}
+
+/** What the relay asks of the terminal's session. */
+export interface RelayOwner {
   /** A copy of a message was recognised and not delivered again. */
   duplicate: () => void
   /** Whether this broker's retained messages count: the broker that takes publishes (Broker1 while up). */
@@ -50,12 +54,15 @@ export class DeliveryRelay {
   private readonly drained = (): void => { this.watchingDrain = false }
   private readonly resume = (): void => {
     this.holding = false
-    this.links.resumeDeliveries()
+    for (const link of this.links) link.resumeDeliveries()
   }
+
+  /** The terminal's sessions at Broker1 and Broker2, which deliver through this relay. */
+  links: readonly [RelayLink, RelayLink] | readonly [] = []
 
   constructor (
     private readonly client: Client,
-    private readonly links: RelayLinks,
+    private readonly owner: RelayOwner,
     private readonly dedup: Deduplicator,
     private readonly forwardFilter: ForwardFilter | undefined,
     /** A persistent session: Aedes' `ack` event shows its messages (a clean one's it shows without). */
@@ -85,7 +92,7 @@ export class DeliveryRelay {
     }
     // [MQTT-3.3.1-9] retain is set only on what a new subscription brings: the retained value of
     // the broker that takes publishes is current, the other one's may be stale after an outage.
-    if (packet.retain && !this.links.servesRetained(from)) return this.settle(packet, connection)
+    if (packet.retain && !this.owner.servesRetained(from)) return this.settle(packet, connection)
     if (packet.qos === 0) return this.forward(packet, 0)
     const resent = this.inFlight.resent(from, packet.messageId!)
     if (resent !== undefined) {
@@ -94,7 +101,7 @@ export class DeliveryRelay {
       this.inFlight.detach(resent)
     }
     if (this.dedup.isDuplicate(packet, from)) {
-      this.links.duplicate()
+      this.owner.duplicate()
       return this.settle(packet, connection)
     }
     const delivery = this.inFlight.open(from, packet.messageId!, packet.qos as 1 | 2, connection)
@@ -143,7 +150,7 @@ export class DeliveryRelay {
     if (ack.cmd !== expected) return true // a repeated or out-of-turn ack: nothing more to settle
     if (ack.cmd === 'pubrec') delivery.stage = 'received'
     else this.inFlight.close(delivery)
-    this.links.ackingFor(delivery.from, delivery.connection)?.acknowledge(ack.cmd, delivery.upstreamId)
+    this.links[delivery.from]?.ackingFor(delivery.connection)?.acknowledge(ack.cmd, delivery.upstreamId)
     if (ack.cmd !== 'pubrec') announceAck(this.client, this.persistent ? ackedPacket(delivery) : undefined)
     return true
   }
@@ -186,7 +193,7 @@ export class DeliveryRelay {
     conn.write(bytes)
     if (this.holding || conn.writableLength < TERMINAL_BUFFER_BYTES) return
     this.holding = true
-    this.links.holdDeliveries()
+    for (const link of this.links) link.holdDeliveries()
     conn.once('drain', this.resume)
     // A terminal that stopped reading is disconnected after limits.drainTimeoutMs, as by Aedes' own writes.
     if (!this.watchingDrain) {

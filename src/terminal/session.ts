@@ -8,7 +8,7 @@ import type { BrokerHealth } from '../upstream/broker-health.js'
 import type { UpstreamConnection } from '../upstream/connection.js'
 import { type DedupOptions, Deduplicator } from '../upstream/dedup.js'
 import { type ConnectOutcome, type LinkOwner, type TerminalIdentity, UpstreamLink } from '../upstream/upstream-link.js'
-import { DeliveryRelay, type ForwardFilter, type RelayLinks } from './delivery-relay.js'
+import { DeliveryRelay, type ForwardFilter, type RelayOwner } from './delivery-relay.js'
 import type { Qos2Exchanges } from './qos2-exchanges.js'
 import type { SessionLoss } from './session-loss.js'
 import { type Grants, SubscribeBatch } from './subscribe-batch.js'
@@ -37,7 +37,7 @@ export interface TerminalSessionOptions {
  * the terminal: a session lost while its broker is up is re-opened, and a
  * re-opened session gets the terminal's subscriptions again.
  */
-export class TerminalSession implements LinkOwner, RelayLinks {
+export class TerminalSession implements LinkOwner, RelayOwner {
   readonly links: readonly [UpstreamLink, UpstreamLink]
   readonly subscriptions = new Map<string, Qos>()
   readonly outbox: Outbox
@@ -81,8 +81,9 @@ export class TerminalSession implements LinkOwner, RelayLinks {
     this.relay = new DeliveryRelay(client, this, new Deduplicator(options.dedup), options.forwardFilter, !identity.clean)
     this.flow = new InboundFlow(options.maxInflight)
     this.outbox = new Outbox(options.outbox)
-    const link = (index: 0 | 1): UpstreamLink => new UpstreamLink({ endpoint: healths[index].endpoint, index, identity, owner: this, acks: this.outbox })
+    const link = (index: 0 | 1): UpstreamLink => new UpstreamLink({ endpoint: healths[index].endpoint, index, identity, owner: this, deliveries: this.relay, acks: this.outbox })
     this.links = [link(0), link(1)]
+    this.relay.links = this.links
     this.outbox.routeTo(this.links)
   }
 
@@ -219,15 +220,6 @@ export class TerminalSession implements LinkOwner, RelayLinks {
     this.retryTimers.add(timer)
   }
 
-  /** A message from either broker goes to this terminal only; the broker's ack waits for the terminal's. */
-  deliver (packet: IPublishPacket, connection: UpstreamConnection, from: 0 | 1): void {
-    this.relay.deliver(packet, connection, from)
-  }
-
-  released (messageId: number, connection: UpstreamConnection, from: 0 | 1): void {
-    this.relay.released(messageId, connection, from)
-  }
-
   /** The terminal's ack of a delivery: true when it was one of the tier's. Its PUBREL goes on to Aedes, which answers PUBCOMP. */
   acked (ack: TerminalAck): boolean {
     if (ack.cmd !== 'pubrel') return this.relay.acked(ack)
@@ -238,18 +230,6 @@ export class TerminalSession implements LinkOwner, RelayLinks {
   /** The terminal has its CONNACK: deliveries may go out. */
   ready (): void {
     this.relay.ready()
-  }
-
-  ackingFor (from: 0 | 1, sentOn: UpstreamConnection): UpstreamConnection | undefined {
-    return this.links[from].ackingFor(sentOn)
-  }
-
-  holdDeliveries (): void {
-    for (const link of this.links) link.holdDeliveries()
-  }
-
-  resumeDeliveries (): void {
-    for (const link of this.links) link.resumeDeliveries()
   }
 
   duplicate (): void {

@@ -25,10 +25,14 @@ export interface PublishAcks {
 
 /** The terminal's session, told what the brokers send and when a link goes offline. */
 export interface LinkOwner {
-  deliver: (packet: IPublishPacket, connection: UpstreamConnection, from: 0 | 1) => void
-  released: (messageId: number, connection: UpstreamConnection, from: 0 | 1) => void
   /** The link lost its connection after having been online (not on `end`, `release` or `drop`'s caller's behalf). */
   offline: (link: UpstreamLink) => void
+}
+
+/** Where what the broker sends the session goes: straight to the relay that writes it to the terminal. */
+export interface DeliverySink {
+  deliver: (packet: IPublishPacket, connection: UpstreamConnection, from: 0 | 1) => void
+  released: (messageId: number, connection: UpstreamConnection, from: 0 | 1) => void
 }
 
 export interface UpstreamLinkOptions {
@@ -37,6 +41,7 @@ export interface UpstreamLinkOptions {
   readonly index: 0 | 1
   readonly identity: TerminalIdentity
   readonly owner: LinkOwner
+  readonly deliveries: DeliverySink
   readonly acks: PublishAcks
 }
 
@@ -57,6 +62,7 @@ export class UpstreamLink implements ConnectionOwner {
   readonly index: 0 | 1
   private readonly identity: TerminalIdentity
   private readonly owner: LinkOwner
+  private readonly deliveries: DeliverySink
   private readonly acks: PublishAcks
   private connection: UpstreamConnection | undefined
   private ended = false
@@ -65,11 +71,12 @@ export class UpstreamLink implements ConnectionOwner {
   /** QoS 2 copies settled as extra whose PUBREL is still to come: answered here, the terminal never saw them. */
   private extraReleases: Set<number> | undefined
 
-  constructor ({ endpoint, index, identity, owner, acks }: UpstreamLinkOptions) {
+  constructor ({ endpoint, index, identity, owner, deliveries, acks }: UpstreamLinkOptions) {
     this.endpoint = endpoint
     this.index = index
     this.identity = identity
     this.owner = owner
+    this.deliveries = deliveries
     this.acks = acks
   }
 
@@ -262,7 +269,7 @@ export class UpstreamLink implements ConnectionOwner {
   /** [MQTT-3.3.5-1] as a 3.1.1 session: of an MQTT 5 broker's copies per matching filter, one reaches the owner; the others are settled here. */
   deliver (packet: IPublishPacket, connection: UpstreamConnection): void {
     if (connection.subscriptionIdentifiers && this.copies.extra(packet)) return this.settleExtra(packet, connection)
-    this.owner.deliver(packet, connection, this.index)
+    this.deliveries.deliver(packet, connection, this.index)
   }
 
   private settleExtra (packet: IPublishPacket, connection: UpstreamConnection): void {
@@ -275,7 +282,7 @@ export class UpstreamLink implements ConnectionOwner {
 
   released (messageId: number, connection: UpstreamConnection): void {
     if (this.extraReleases?.delete(messageId) === true) return connection.acknowledge('pubcomp', messageId)
-    this.owner.released(messageId, connection, this.index)
+    this.deliveries.released(messageId, connection, this.index)
   }
 
   closed (connection: UpstreamConnection, wasOnline: boolean): void {
