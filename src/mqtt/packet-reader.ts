@@ -1,4 +1,5 @@
 import type { IPublishPacket, Packet, Parser, QoS } from 'mqtt-packet'
+import { MESSAGE_ID_PROPERTY } from './protocol.js'
 
 /**
  * mqtt-packet's parser, with the state the reader reads to know when it may decode again:
@@ -141,9 +142,9 @@ export class PacketReader {
     let properties: PublishProperties | undefined
     if (this.version() === 5) {
       const read = readPublishProperties(data, at, end)
-      if (read === undefined) return false
-      properties = read.properties
-      at = read.end
+      if (read === false) return false
+      properties = read
+      at = cursor
     }
     const packet: IPublishPacket = qos === 0
       ? { cmd: 'publish', retain: (first & 1) !== 0, qos, dup: (first & 8) !== 0, length: end - body, topic, payload: data.subarray(at, end) }
@@ -193,54 +194,67 @@ interface PublishProperties {
 
 const SUBSCRIPTION_IDENTIFIER = 0x0b // §3.3.2.3.8
 const USER_PROPERTY = 0x26 // §3.3.2.3.7
+/** The name nearly every user property on the tier's path has: its bytes are compared, not decoded. */
+const ID_NAME = Buffer.from(MESSAGE_ID_PROPERTY)
 
-/** The property block of an MQTT 5 PUBLISH, if it holds nothing but what the tier reads, each once per name. */
-function readPublishProperties (data: Buffer, at: number, end: number): { properties: PublishProperties | undefined, end: number } | undefined {
+/**
+ * Where the helpers below stopped reading: one position for all of them, so that
+ * reading a property allocates nothing but the values it returns.
+ */
+let cursor = 0
+
+/** The property block of an MQTT 5 PUBLISH, if it holds nothing but what the tier reads, each once per name; `cursor` after it. */
+function readPublishProperties (data: Buffer, at: number, end: number): PublishProperties | undefined | false {
   const length = readVarInt(data, at, end)
-  if (length === undefined) return undefined
-  at = length.end
-  const stop = at + length.value
-  if (stop > end) return undefined
-  if (length.value === 0) return { properties: undefined, end: stop }
+  if (length < 0) return false
+  const stop = cursor + length
+  if (stop > end) return false
+  if (length === 0) return undefined
   const properties: PublishProperties = {}
-  while (at < stop) {
-    const id = data[at++]
+  while (cursor < stop) {
+    const id = data[cursor++]
     if (id === SUBSCRIPTION_IDENTIFIER && properties.subscriptionIdentifier === undefined) {
-      const value = readVarInt(data, at, stop)
-      if (value === undefined) return undefined
-      properties.subscriptionIdentifier = value.value
-      at = value.end
+      const value = readVarInt(data, cursor, stop)
+      if (value < 0) return false
+      properties.subscriptionIdentifier = value
     } else if (id === USER_PROPERTY) {
-      const name = readString(data, at, stop)
-      if (name === undefined) return undefined
-      const value = readString(data, name.end, stop)
-      if (value === undefined) return undefined
+      const name = readString(data, cursor, stop)
+      if (name === undefined) return false
+      const value = readString(data, cursor, stop)
+      if (value === undefined) return false
       properties.userProperties ??= Object.create(null) as Record<string, string>
-      if (name.value in properties.userProperties) return undefined // a repeated name is an array in mqtt-packet
-      properties.userProperties[name.value] = value.value
-      at = value.end
+      if (name in properties.userProperties) return false // a repeated name is an array in mqtt-packet
+      properties.userProperties[name] = value
     } else {
-      return undefined
+      return false
     }
   }
-  return at === stop ? { properties, end: stop } : undefined
+  return cursor === stop ? properties : false
 }
 
-function readVarInt (data: Buffer, at: number, end: number): { value: number, end: number } | undefined {
+/** §1.5.5 Variable Byte Integer; -1 when it does not end within four bytes before `end`. */
+function readVarInt (data: Buffer, at: number, end: number): number {
   let value = 0
   let multiplier = 1
   for (let i = 0; i < 4 && at < end; i++) {
     const byte = data[at++]!
     value += (byte & 0x7f) * multiplier
-    if ((byte & 0x80) === 0) return { value, end: at }
+    if ((byte & 0x80) === 0) {
+      cursor = at
+      return value
+    }
     multiplier *= 128
   }
-  return undefined
+  return -1
 }
 
-function readString (data: Buffer, at: number, end: number): { value: string, end: number } | undefined {
+/** §1.5.4 UTF-8 Encoded String. */
+function readString (data: Buffer, at: number, end: number): string | undefined {
   if (end - at < 2) return undefined
   const length = data.readUInt16BE(at)
-  if (at + 2 + length > end) return undefined
-  return { value: data.toString('utf8', at + 2, at + 2 + length), end: at + 2 + length }
+  const from = at + 2
+  cursor = from + length
+  if (cursor > end) return undefined
+  if (length === ID_NAME.length && data.compare(ID_NAME, 0, length, from, cursor) === 0) return MESSAGE_ID_PROPERTY
+  return data.toString('utf8', from, cursor)
 }
