@@ -317,11 +317,11 @@ interface KeepaliveInternals {
  * `interceptPackets`), which gets the rest. A taken packet still counts as a
  * sign of life [MQTT-3.1.2-24].
  */
-export function interceptTerminalAcks (client: Client, take: (ack: TerminalAck) => boolean): void {
+export function interceptTerminalAcks (client: Client, take: (client: Client, ack: TerminalAck) => boolean): void {
   const internals = client as unknown as KeepaliveInternals
   interceptPackets(client, (next) => function routeTerminalPacket (this: unknown, packet) {
     const { cmd } = packet
-    if ((cmd === 'puback' || cmd === 'pubrec' || cmd === 'pubrel' || cmd === 'pubcomp') && take(packet as TerminalAck)) {
+    if ((cmd === 'puback' || cmd === 'pubrec' || cmd === 'pubrel' || cmd === 'pubcomp') && take(client, packet as TerminalAck)) {
       if (internals._keepaliveInterval > 0) internals._keepaliveTimer?.refresh()
       return
     }

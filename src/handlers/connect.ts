@@ -7,6 +7,7 @@ import {
   reportSessionPresent
 } from '../aedes/internals.js'
 import { ConnectRefusedError } from '../errors.js'
+import { onTerminalAck } from './ack.js'
 import type { TerminalSession } from '../terminal/session.js'
 import type { ConnectOutcome, TerminalIdentity } from '../upstream/upstream-link.js'
 import { endWithSocket } from './disconnect.js'
@@ -26,13 +27,14 @@ export function connectHandlers (ports: ConnectPorts): { preConnect: PreConnectH
 }
 
 function preConnect ({ sessions, caps }: ConnectPorts, identities: WeakMap<Client, TerminalIdentity>): PreConnectHook {
+  const terminalAck = onTerminalAck(sessions)
   return (client, packet, callback) => {
     const identity = identityOf(packet)
     identities.set(client, identity)
     hideSessionFromAedes(packet)
     if (!identity.clean) endAsPersistentSession(client)
     caps.watch(client) // limits.maxFiltersPerSubscribe (src/limits/terminal-caps.ts)
-    interceptTerminalAcks(client, (ack) => sessions.get(client)?.acked(ack) === true)
+    interceptTerminalAcks(client, terminalAck) // PUBACK, PUBREC, PUBREL, PUBCOMP: src/handlers/ack.ts
     readPacketsDirectly(client)
     callback(null, true)
   }

@@ -150,7 +150,9 @@ export class DeliveryRelay {
     if (ack.cmd !== expected) return true // a repeated or out-of-turn ack: nothing more to settle
     if (ack.cmd === 'pubrec') delivery.stage = 'received'
     else this.inFlight.close(delivery)
-    this.links[delivery.from]?.ackingFor(delivery.connection)?.acknowledge(ack.cmd, delivery.upstreamId)
+    // The connection the broker sent it on, while it is up; else the one its session moved to (see `ackingFor`).
+    const connection = delivery.connection.online ? delivery.connection : this.links[delivery.from]?.ackingFor(delivery.connection)
+    connection?.acknowledge(ack.cmd, delivery.upstreamId)
     if (ack.cmd !== 'pubrec') announceAck(this.client, this.persistent ? ackedPacket(delivery) : undefined)
     return true
   }

@@ -1,5 +1,5 @@
 import type { IPublishPacket } from 'mqtt-packet'
-import type { Client, TerminalAck } from '../aedes/internals.js'
+import type { Client } from '../aedes/internals.js'
 import type { ReconnectReason, TierCounters } from '../state.js'
 import { InboundFlow } from '../limits/inbound-flow.js'
 import { FAILURE, type Qos } from '../mqtt/protocol.js'
@@ -49,7 +49,8 @@ export class TerminalSession implements LinkOwner, RelayOwner {
   private closed = false
   private closing: Promise<void> = Promise.resolve()
   private readonly retryTimers = new Set<NodeJS.Timeout>()
-  private readonly relay: DeliveryRelay
+  /** What the brokers send this terminal, written to it; the terminal's acks of it go back through `acked`. */
+  readonly relay: DeliveryRelay
   /** The filters subscribed in this turn, sent together at its end. */
   private batch: SubscribeBatch | undefined
 
@@ -218,13 +219,6 @@ export class TerminalSession implements LinkOwner, RelayOwner {
       void this.bringInLine(index)
     }, this.healths[index].endpoint.health.reconnectPeriodMs)
     this.retryTimers.add(timer)
-  }
-
-  /** The terminal's ack of a delivery: true when it was one of the tier's. Its PUBREL goes on to Aedes, which answers PUBCOMP. */
-  acked (ack: TerminalAck): boolean {
-    if (ack.cmd !== 'pubrel') return this.relay.acked(ack)
-    this.qos2.released(ack.messageId)
-    return false
   }
 
   /** The terminal has its CONNACK: deliveries may go out. */
