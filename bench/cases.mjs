@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { BENCH, HAProxy, Mosquitto, ROOT, Tier, Worker, build, cpuOf, freePort, memOf, mono, sampleRss, tmpDir } from './lib/procs.mjs'
+import { BENCH, DIRECT_PROTOCOL, HAProxy, Mosquitto, ROOT, Tier, Worker, build, cpuOf, freePort, memOf, mono, sampleRss, tmpDir } from './lib/procs.mjs'
 import { figure } from './lib/stats.mjs'
 
 const TOPIC = 'bench/t'
@@ -104,8 +104,10 @@ export async function runFlow (mode, { qos, rate: msgRate = 0, measureMs, latenc
     const url = tier?.url ?? b1.url
     const sub = await worker(scope, 'subscriber.mjs')
     const pub = await worker(scope, 'publisher.mjs')
-    await sub.call('connect', { label: 'sub', url: legs === 'pub' ? b1.url : url, topic: TOPIC, qos, latency, clean: subClean })
-    await pub.call('connect', { urls: [legs === 'sub' ? b1.url : url], clientId: 'bench-pub', topic: TOPIC })
+    // The baseline's clients speak DIRECT_PROTOCOL; a terminal of the tier speaks 3.1.1 (Aedes).
+    const protocolVersion = mode === 'direct' ? DIRECT_PROTOCOL : 4
+    await sub.call('connect', { label: 'sub', url: legs === 'pub' ? b1.url : url, topic: TOPIC, qos, latency, clean: subClean, protocolVersion })
+    await pub.call('connect', { urls: [legs === 'sub' ? b1.url : url], clientId: 'bench-pub', topic: TOPIC, protocolVersion })
     const t0 = mono()
     await sub.call('window', { from: t0 + WARM_MS, to: t0 + WARM_MS + measureMs })
     await pub.call('start', { qos, window: WINDOW, rate: msgRate })
@@ -114,12 +116,14 @@ export async function runFlow (mode, { qos, rate: msgRate = 0, measureMs, latenc
     const cpuFrom = [cpuOf(tier?.pid), cpuOf(b1.pid)]
     await sleep(t0 + WARM_MS + measureMs - mono())
     const cpuTo = [cpuOf(tier?.pid), cpuOf(b1.pid)]
-    await sleep(50)
-    const published = await pub.call('stop', { drainMs: 0 })
-    const report = await sub.call('report')
+    // What was in flight at the stop is waited for (bounded), so that what was acked can be counted at the subscriber.
+    const published = await pub.call('stop', { drainMs: 2000 })
+    await sleep(300)
+    const report = await sub.call('report', { seen: true })
     const got = report.labels.sub[0]
     return {
       msgsPerSec: rate(got.inWindow, measureMs),
+      lost: qos === 0 ? 0 : lost(published.ackedBits, got.seen),
       published: published.sent,
       latency: report.latency,
       tierCpuUsPerMsg: (cpuTo[0] - cpuFrom[0]) / got.inWindow,
@@ -489,6 +493,7 @@ function throughputCase (title, flow, minimumRatio) {
       const r = await alternate(runs, (mode) => runFlow(mode, { ...flow, measureMs }), log)
       return [
         figure({ name: 'msgs/s', tier: pick(r.tier, 'msgsPerSec'), baseline: pick(r.direct, 'msgsPerSec'), compareBy: 'ratio', goal: { on: 'compared', op: '>=', value: minimumRatio } }),
+        ...(flow.qos === 0 ? [] : [figure({ name: 'acked messages lost', tier: pick(r.tier, 'lost'), baseline: pick(r.direct, 'lost'), goal: { on: 'tier', op: '=', value: 0 }, digits: 0 })]),
         figure({ name: 'tier CPU per message', unit: 'µs', tier: pick(r.tier, 'tierCpuUsPerMsg'), digits: 1 }),
         figure({ name: 'Broker1 CPU per message (tier: behind the tier; baseline: direct)', unit: 'µs', tier: pick(r.tier, 'brokerCpuUsPerMsg'), baseline: pick(r.direct, 'brokerCpuUsPerMsg'), digits: 1 })
       ]

@@ -16,7 +16,7 @@ let urlIndex = 0
 let run
 
 async function connectTo (url) {
-  const c = new LeanClient({ url, clientId: opts.clientId, clean: true, keepalive: opts.keepalive ?? 60 })
+  const c = new LeanClient({ url, clientId: opts.clientId, clean: true, keepalive: opts.keepalive ?? 60, protocolVersion: opts.protocolVersion ?? 4 })
   const code = await c.connect()
   if (code !== 0) throw new Error(`CONNACK ${code} from ${url}`)
   c.on('puback', onPuback)
@@ -181,7 +181,8 @@ serve({
   /** Starts publishing; `stop` ends it and reports. */
   start ({ qos = 1, window = 100, rate = 0, count = 0, recordAcks = false, ackWindow = { from: Infinity, to: -Infinity } }) {
     run = {
-      qos, window, rate, count, recordAcks, ackWindow, ackedInWindow: 0,
+      // An MQTT 5 client keeps within the broker's Receive Maximum [MQTT-4.9.0-2], as the tier's sessions do.
+      qos, window: Math.min(window, client.brokerReceiveMaximum), rate, count, recordAcks, ackWindow, ackedInWindow: 0,
       sent: 0, acked: 0, messageId: 0, inflight: new Map(), ackedBits: new Uint8Array(1 << 16),
       startedAt: mono(), connectedAtPerf: performance.now(), firstSendAt: undefined, lastAckAt: undefined,
       blockedMs: 0, blockedSince: undefined, blocked: [], failovers: [], reconnectedAt: undefined,

@@ -11,7 +11,7 @@ import path from 'node:path'
 import os from 'node:os'
 import { execFileSync } from 'node:child_process'
 import { CASES, settings } from './cases.mjs'
-import { BENCH, BROKER_SETTINGS, ROOT, UPSTREAM_PROTOCOL, installCleanup, killAll, snapshotDist } from './lib/procs.mjs'
+import { BENCH, BROKER_SETTINGS, DIRECT_PROTOCOL, ROOT, UPSTREAM_PROTOCOL, installCleanup, killAll, snapshotDist } from './lib/procs.mjs'
 import { table } from './lib/stats.mjs'
 
 const DEFAULT_RUNS = {
@@ -83,7 +83,7 @@ async function main () {
     machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, mosquitto: mosquittoVersion(), loadavg: os.loadavg() },
     // What each figure was measured against (README "Performance"): mosquitto as installed or tuned;
     // the tier's upstream sessions at the product's default, protocolVersion auto (MQTT 5 at mosquitto), unless BENCH_UPSTREAM.
-    broker: { settings: BROKER_SETTINGS, upstreamProtocol: UPSTREAM_PROTOCOL },
+    broker: { settings: BROKER_SETTINGS, upstreamProtocol: UPSTREAM_PROTOCOL, directProtocol: DIRECT_PROTOCOL },
     options: { cases: names, runs: opts.runs, quick: opts.quick, profile: settings.profileDir, whatIfNoDelay: settings.whatIfNoDelay },
     cases: [],
     complete: false

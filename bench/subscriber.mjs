@@ -60,7 +60,7 @@ function onMessage (link, packet) {
 
 async function open (link) {
   for (;;) {
-    const client = new LeanClient({ url: link.url, clientId: link.clientId, clean: link.clean, keepalive: link.keepalive })
+    const client = new LeanClient({ url: link.url, clientId: link.clientId, clean: link.clean, keepalive: link.keepalive, protocolVersion: link.protocolVersion })
     try {
       const code = await client.connect()
       if (code !== 0) throw new Error(`CONNACK ${code}`)
@@ -89,8 +89,8 @@ function summary (e, withSeen) {
 
 serve({
   /** Opens a labelled connection and subscribes; with `reconnect` it comes back by itself after a broker restart. */
-  async connect ({ label, url, clientId, topic, qos = 1, reconnect = false, latency = false, keepalive = 60, clean = true }) {
-    const link = { label, url, clientId: clientId ?? `bench-sub-${label}-${process.pid}`, topic, qos, reconnect, latency, keepalive, clean, epochs: [], current: undefined, closed: false }
+  async connect ({ label, url, clientId, topic, qos = 1, reconnect = false, latency = false, keepalive = 60, clean = true, protocolVersion = 4 }) {
+    const link = { label, url, clientId: clientId ?? `bench-sub-${label}-${process.pid}`, topic, qos, reconnect, latency, keepalive, clean, protocolVersion, epochs: [], current: undefined, closed: false }
     links.set(label, link)
     await open(link)
     return { ok: true }

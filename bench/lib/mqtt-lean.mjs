@@ -1,4 +1,4 @@
-// A small MQTT 3.1.1 client for the benchmark's own processes, on mqtt-packet
+// A small MQTT 3.1.1 (or MQTT 5: `protocolVersion: 5`) client for the benchmark's own processes, on mqtt-packet
 // (the codec that mqtt.js and Aedes use). It does only what the benchmark
 // needs, with no queueing or reconnect logic of its own, so that the client's
 // cost is small and the same whether it talks to the tier or to a broker.
@@ -9,7 +9,11 @@ import mqttPacket from 'mqtt-packet'
 const PINGREQ = mqttPacket.generate({ cmd: 'pingreq' })
 
 export class LeanClient extends EventEmitter {
-  constructor ({ url, clientId, clean = true, keepalive = 60, connectTimeoutMs = 10_000 }) {
+  /**
+   * `protocolVersion` 5: an MQTT 5 client that announces `receiveMaximum` (the window a broker may
+   * deliver to it) and reads the broker's own from CONNACK (`brokerReceiveMaximum`).
+   */
+  constructor ({ url, clientId, clean = true, keepalive = 60, connectTimeoutMs = 10_000, protocolVersion = 4, receiveMaximum = 100 }) {
     super()
     const u = new URL(url)
     this.host = u.hostname
@@ -23,7 +27,10 @@ export class LeanClient extends EventEmitter {
     this.closed = false
     this.lastRx = 0
     this.corked = false
-    this.parser = mqttPacket.parser({ protocolVersion: 4 })
+    this.opts = { protocolVersion }
+    this.receiveMaximum = receiveMaximum
+    this.brokerReceiveMaximum = 65_535
+    this.parser = mqttPacket.parser(this.opts)
     this.parser.on('packet', (packet) => this.onPacket(packet))
     this.parser.on('error', (err) => this.destroy(err))
   }
@@ -55,16 +62,19 @@ export class LeanClient extends EventEmitter {
       })
       socket.once('connect', () => {
         socket.write(mqttPacket.generate({
-          cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: this.clientId,
-          clean: this.clean, keepalive: this.keepalive
-        }))
+          cmd: 'connect', protocolId: 'MQTT', protocolVersion: this.opts.protocolVersion, clientId: this.clientId,
+          clean: this.clean, keepalive: this.keepalive,
+          ...(this.opts.protocolVersion === 5 && { properties: { receiveMaximum: this.receiveMaximum } })
+        }, this.opts))
       })
       this.once('connack', (packet) => {
         clearTimeout(timer)
         socket.removeListener('error', fail)
         socket.on('error', () => {})
-        this.connected = packet.returnCode === 0
-        resolve(packet.returnCode)
+        const code = packet.returnCode ?? packet.reasonCode ?? 0
+        this.connected = code === 0
+        this.brokerReceiveMaximum = packet.properties?.receiveMaximum ?? 65_535
+        resolve(code)
       })
     })
   }
@@ -72,12 +82,12 @@ export class LeanClient extends EventEmitter {
   onPacket (packet) {
     switch (packet.cmd) {
       case 'publish':
-        if (packet.qos === 1) this.write(mqttPacket.generate({ cmd: 'puback', messageId: packet.messageId }))
-        if (packet.qos === 2) this.write(mqttPacket.generate({ cmd: 'pubrec', messageId: packet.messageId }))
+        if (packet.qos === 1) this.write(mqttPacket.generate({ cmd: 'puback', messageId: packet.messageId }, this.opts))
+        if (packet.qos === 2) this.write(mqttPacket.generate({ cmd: 'pubrec', messageId: packet.messageId }, this.opts))
         this.emit('message', packet)
         break
-      case 'pubrel': this.write(mqttPacket.generate({ cmd: 'pubcomp', messageId: packet.messageId })); break
-      case 'pubrec': this.write(mqttPacket.generate({ cmd: 'pubrel', messageId: packet.messageId })); break
+      case 'pubrel': this.write(mqttPacket.generate({ cmd: 'pubcomp', messageId: packet.messageId }, this.opts)); break
+      case 'pubrec': this.write(mqttPacket.generate({ cmd: 'pubrel', messageId: packet.messageId }, this.opts)); break
       // A QoS 2 publish is done at PUBCOMP: for the publisher's window it is its ack.
       case 'pubcomp':
       case 'puback': this.emit('puback', packet.messageId); break
@@ -104,7 +114,7 @@ export class LeanClient extends EventEmitter {
   }
 
   publish (topic, payload, qos, messageId) {
-    return this.write(mqttPacket.generate({ cmd: 'publish', topic, payload, qos, messageId, retain: false, dup: false }))
+    return this.write(mqttPacket.generate({ cmd: 'publish', topic, payload, qos, messageId, retain: false, dup: false }, this.opts))
   }
 
   subscribe (topic, qos) {
@@ -114,7 +124,7 @@ export class LeanClient extends EventEmitter {
         clearTimeout(timer)
         resolve(packet.granted)
       })
-      this.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos }] }))
+      this.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos }] }, this.opts))
     })
   }
 

@@ -125,6 +125,12 @@ export const BROKER_SETTINGS = process.env.BENCH_BROKER === 'tuned' ? 'tuned' : 
  * or `BENCH_UPSTREAM=4` / `5` to compare the two at the same broker.
  */
 export const UPSTREAM_PROTOCOL = { 4: 4, 5: 5 }[process.env.BENCH_UPSTREAM ?? ''] ?? 'auto'
+/**
+ * The protocol of the throughput and latency baselines' clients, straight at Broker1: 3.1.1, or
+ * `BENCH_DIRECT=5` for MQTT 5 clients with the tier's window (they announce a Receive Maximum of
+ * 100, limits.receiveMaximum's default, and keep within the broker's).
+ */
+export const DIRECT_PROTOCOL = process.env.BENCH_DIRECT === '5' ? 5 : 4
 
 /** A mosquitto broker on a loopback port, with a config fit for benchmarking (see BROKER_SETTINGS). */
 export class Mosquitto {
