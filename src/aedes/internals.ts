@@ -365,9 +365,10 @@ export function reportSessionPresent (client: Client): void {
  * Aedes' `ack` event, for a delivery the tier wrote and the terminal acked
  * (Aedes itself never saw it): only while someone listens.
  */
-export function announceAck (client: Client, packet: object | undefined): void {
+export function announceAck<T> (client: Client, packetOf: (from: T) => object | undefined, from: T): void {
   const broker = (client as unknown as { broker: Aedes }).broker
-  if (broker.listenerCount('ack') > 0) broker.emit('ack', packet as PublishPacket, client)
+  // The packet is made only for a listener: most deployments have none, and this is once per delivery.
+  if (broker.listenerCount('ack') > 0) broker.emit('ack', packetOf(from) as PublishPacket, client)
 }
 
 /** The stream Aedes reads this terminal from (see `peerAddress` in listeners.ts). */

@@ -153,7 +153,7 @@ export class DeliveryRelay {
     // The connection the broker sent it on, while it is up; else the one its session moved to (see `ackingFor`).
     const connection = delivery.connection.online ? delivery.connection : this.links[delivery.from]?.ackingFor(delivery.connection)
     connection?.acknowledge(ack.cmd, delivery.upstreamId)
-    if (ack.cmd !== 'pubrec') announceAck(this.client, this.persistent ? ackedPacket(delivery) : undefined)
+    if (ack.cmd !== 'pubrec') announceAck(this.client, this.persistent ? ackedPacket : noPacket, delivery)
     return true
   }
 
@@ -203,6 +203,11 @@ export class DeliveryRelay {
       watchDrain(this.client, this.drained)
     }
   }
+}
+
+/** A clean session's `ack` event: Aedes, which keeps nothing of it, shows no packet. */
+function noPacket (): undefined {
+  return undefined
 }
 
 /** What Aedes' persistence hands its `ack` event: the message at PUBACK, the PUBREL it stored at PUBCOMP. */
