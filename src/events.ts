@@ -19,7 +19,7 @@ export interface DualBrokerEvents {
   'replay-progress': [event: { replayed: number, pending: number }]
   'replay-end': [event: { replayed: number, durationMs: number }]
   /** Messages discarded: by a `drop` policy, by a full store (`drop-oldest`), or expired (TTL). */
-  dropped: [event: { reason: 'policy' | 'overflow' | 'expired', count: number, topic?: string }]
+  dropped: [event: { reason: 'policy' | 'overflow' | 'expired' | 'refused', count: number, topic?: string }]
   /** A broker came back without some terminals' sessions: not whole there until restored or the terminals are back. */
   'sessions-lost': [event: { broker: BrokerName }]
   /** Every connected terminal's session at that broker is whole again. */

@@ -62,7 +62,7 @@ export interface TierCounters {
   stored: number
   /** Stored publishes Broker1 (or Broker2) acked on replay. */
   replayed: number
-  dropped: { policy: number, overflow: number, expired: number, qos0: number }
+  dropped: { policy: number, overflow: number, expired: number, qos0: number, refused: number }
   failovers: number
   failbacks: number
   /** Copies of a message recognised and not delivered to a terminal again. */
@@ -78,7 +78,7 @@ export function newCounters (): TierCounters {
     forwarded: { broker1: [0, 0, 0], broker2: [0, 0, 0] },
     stored: 0,
     replayed: 0,
-    dropped: { policy: 0, overflow: 0, expired: 0, qos0: 0 },
+    dropped: { policy: 0, overflow: 0, expired: 0, qos0: 0, refused: 0 },
     failovers: 0,
     failbacks: 0,
     duplicates: 0,

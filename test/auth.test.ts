@@ -11,10 +11,14 @@ t.test('a terminal gains nothing beyond what its own credentials grant at each b
   const b1 = await startMosquitto(t, { users, acl })
   const b2 = await startMosquitto(t, { users, acl })
   const watcher = await record(t, b1.url, '#', { username: 'admin', password: 'admin-pass' })
-  const { url } = await startTier(t, b1.url, b2.url)
+  const { url, tier } = await startTier(t, b1.url, b2.url)
+  const failovers: unknown[] = []
+  tier.on('failover', (event) => failovers.push(event))
   const device = await connectClient(t, url, { clientId: 'device-1', username: 'device', password: 'device-pass' })
-  // mosquitto acks an unauthorised QoS 1 publish under MQTT 3.1.1 and drops it.
+  // mosquitto acks an unauthorised QoS 1 publish under MQTT 3.1.1 and drops it; over MQTT 5 it
+  // answers 0x87, and the tier acks the terminal as a 3.1.1 broker would, at once.
   await device.publishAsync('admin/reboot', 'x', { qos: 1 })
+  t.equal(tier.state.counters.dropped.refused, 1, 'counted as refused by the broker')
   await device.publishAsync('device/1/temp', '21', { qos: 1 })
   await watcher.waitForTopic('device/1/temp')
   t.same(watcher.messages.map((m) => m.topic), ['device/1/temp'], 'the broker applied the device\'s own ACL to what came through the tier')
@@ -27,6 +31,8 @@ t.test('a terminal gains nothing beyond what its own credentials grant at each b
   await new Promise<void>((resolve) => device.on('message', (topic) => { if (topic === 'device/1/cmd') resolve() }))
   t.same(granted.map((g) => g.qos), [1, 1], 'mosquitto 2.0 grants the SUBSCRIBE and filters on delivery')
   t.same(received, ['device/1/cmd'], 'and the terminal receives only what its ACL allows')
+  t.same(failovers, [], 'a refused publish does not make Broker1 look slow: no failover')
+  t.equal(tier.state.brokers.broker1.state, 'up')
 })
 
 t.test('the user\'s own authorizeSubscribe on the tier runs first: a topic it refuses never reaches a broker', async (t) => {

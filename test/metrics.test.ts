@@ -101,7 +101,7 @@ t.test('processMetrics: false leaves the process metrics out', async (t) => {
   // The plugin reads only `state`, `on` and `off`: a still tier is enough here.
   const state = {
     brokers: { broker1: { state: 'up' }, broker2: { state: 'up' } },
-    counters: { failovers: 0, failbacks: 0, stored: 0, replayed: 0, forwarded: { broker1: [0, 0, 0], broker2: [0, 0, 0] }, dropped: { policy: 0, overflow: 0, expired: 0, qos0: 0 }, refused: {}, sessions: { restored: { broker1: 0, broker2: 0 }, reconnectsAsked: { broker1: {}, broker2: {} } } },
+    counters: { failovers: 0, failbacks: 0, stored: 0, replayed: 0, forwarded: { broker1: [0, 0, 0], broker2: [0, 0, 0] }, dropped: { policy: 0, overflow: 0, expired: 0, qos0: 0, refused: 0 }, refused: {}, sessions: { restored: { broker1: 0, broker2: 0 }, reconnectsAsked: { broker1: {}, broker2: {} } } },
     pending: { messages: 0, bytes: 0 },
     sessionsLost: { broker1: 0, broker2: 0 },
     clients: 0

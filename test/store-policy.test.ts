@@ -28,7 +28,7 @@ async function outage (t: Test, store: Partial<NonNullable<DualBrokerOptions['st
   const [b1, b2] = [await startMosquitto(t), await startMosquitto(t)]
   const tier = await startDurableTier(t, b1.url, b2.url, { ...plugin, store: { path: join(tempDir(t), 'pending'), ...store } })
   const terminal = await connectClient(t, tier.url, { clientId: 'store-policy' })
-  const dropped = { policy: 0, overflow: 0, expired: 0 }
+  const dropped = { policy: 0, overflow: 0, expired: 0, refused: 0 }
   tier.tier.on('dropped', ({ reason, count }) => { dropped[reason] += count })
   const down = nextEvent(tier.tier, 'failover')
   await b1.kill()

@@ -365,6 +365,11 @@ export function reportSessionPresent (client: Client): void {
  * Aedes' `ack` event, for a delivery the tier wrote and the terminal acked
  * (Aedes itself never saw it): only while someone listens.
  */
+/** Someone listens to Aedes' `ack` event: only then is a delivery's packet kept until its ack. */
+export function observesAcks (client: Client): boolean {
+  return (client as unknown as { broker: Aedes }).broker.listenerCount('ack') > 0
+}
+
 export function announceAck<T> (client: Client, packetOf: (from: T) => object | undefined, from: T): void {
   const broker = (client as unknown as { broker: Aedes }).broker
   // The packet is made only for a listener: most deployments have none, and this is once per delivery.

@@ -31,3 +31,19 @@ export function unpackQos (flags: number): Qos {
 export function unpackRetain (flags: number): boolean {
   return (flags & RETAIN_BIT) !== 0
 }
+
+/**
+ * MQTT 5 PUBACK/PUBREC reason codes (§3.4.2.1) that answer the message itself, not the moment:
+ * sending it again gets the same answer. 0x80 unspecified error, 0x97 quota exceeded and others
+ * may pass; these do not.
+ */
+const FINAL_REFUSALS = new Set([
+  0x83, // implementation specific error (mosquitto: a plugin refused it)
+  0x87, // not authorized
+  0x90, // topic name invalid
+  0x99 // payload format invalid
+])
+
+export function isFinalRefusal (reasonCode: number): boolean {
+  return FINAL_REFUSALS.has(reasonCode)
+}

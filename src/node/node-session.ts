@@ -177,6 +177,9 @@ function settle (packet: IPublishPacket, connection: UpstreamConnection): void {
 const CLOSING = new DualBrokerError('DUALBROKER_ERR_CLOSING', 'the tier is closing: the publish was not made safe')
 
 function dropped (message: OutgoingPublish): DualBrokerError {
+  if (message.refusedWith !== undefined) {
+    return new DualBrokerError('DUALBROKER_ERR_DROPPED', `publish to ${message.topic} refused by the broker (MQTT 5 reason 0x${message.refusedWith.toString(16)})`)
+  }
   return new DualBrokerError('DUALBROKER_ERR_DROPPED', message.qos === 0
     ? `QoS 0 publish to ${message.topic} dropped: no broker could take it, and QoS 0 is never held`
     : `publish to ${message.topic} dropped by its policy while Broker1 is down`)

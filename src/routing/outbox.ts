@@ -58,8 +58,10 @@ export class OutgoingPublish implements UpstreamPublish {
   stored = false
   /** Already acknowledged to the terminal: sent again only because its broker crashed right after acking. */
   acknowledged = false
-  /** Discarded by the policy (or QoS 0 with nowhere to go): acknowledged, yet it reached no broker. */
+  /** Discarded by the policy (or QoS 0 with nowhere to go), or refused by its broker: acknowledged, yet it reached no broker. */
   dropped = false
+  /** The MQTT 5 reason code of the broker that refused it for good. */
+  refusedWith: number | undefined = undefined
   /** Completed with an error: not safe. */
   failed = false
   /** Present while the deployment observes publishes (Aedes' `publish` event, its `published` hook). */
@@ -217,6 +219,23 @@ export class Outbox {
     message.sentAt = now
     if (!message.stored) this.remember(message, link)
     message.complete()
+    if (this.emptied !== undefined) this.checkEmpty()
+  }
+
+  /**
+   * `link`'s broker refused a live publish for good (MQTT 5: not authorized, an invalid topic or
+   * payload): the terminal gets its ack, as a 3.1.1 terminal straight at the broker does (the broker
+   * acks and drops it), and the message is counted dropped, reason `refused`. Routed again, it
+   * would be refused again; held, it would stall the terminal and make the broker look slow.
+   */
+  refused (message: OutgoingPublish, link: UpstreamLink, reasonCode: number): void {
+    if (message.target !== link) return
+    this.inflight.delete(message)
+    message.target = undefined
+    message.refusedWith = reasonCode
+    this.ports.counters.dropped.refused++
+    this.ports.events.emit('dropped', { reason: 'refused', count: 1, topic: message.topic })
+    message.discard()
     if (this.emptied !== undefined) this.checkEmpty()
   }
 

@@ -1,5 +1,5 @@
 import { generate, type IPublishPacket } from 'mqtt-packet'
-import { announceAck, type Client, type TerminalAck, watchDrain } from '../aedes/internals.js'
+import { announceAck, type Client, observesAcks, type TerminalAck, watchDrain } from '../aedes/internals.js'
 import type { UpstreamConnection } from '../upstream/connection.js'
 import { Deliveries, type Delivery } from './deliveries.js'
 import type { Deduplicator } from '../upstream/dedup.js'
@@ -106,7 +106,8 @@ export class DeliveryRelay {
     }
     const delivery = this.inFlight.open(from, packet.messageId!, packet.qos as 1 | 2, connection)
     if (delivery === undefined) return // 65,535 in flight: unacked, the broker resends it later
-    if (this.persistent) delivery.packet = packet
+    // Kept for the `ack` event only while someone listens: a kept packet keeps the whole socket read it came in alive.
+    if (this.persistent && observesAcks(this.client)) delivery.packet = packet
     this.forward(packet, delivery.downstreamId)
   }
 

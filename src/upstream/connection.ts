@@ -3,7 +3,7 @@ import { generate, type IConnackPacket, type IConnectPacket, type IPublishPacket
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import { type KeepaliveTarget, keepalives } from './keepalive.js'
 import { ackPacket } from '../mqtt/ack-packets.js'
-import { FAILURE, MAX_PACKET_ID, type Qos } from '../mqtt/protocol.js'
+import { FAILURE, isFinalRefusal, MAX_PACKET_ID, type Qos } from '../mqtt/protocol.js'
 import { PacketWriter } from '../mqtt/packet-writer.js'
 import { type FallbackParser, PacketReader } from '../mqtt/packet-reader.js'
 import { publishPacket, publishWithId } from '../mqtt/publish-packet.js'
@@ -34,8 +34,14 @@ export interface Grant { topic: string, qos: number }
 
 /** Who hears what happens on a connection: the terminal's session, or one of the tier's own sessions. */
 export interface ConnectionOwner {
-  /** QoS 1/2: the broker acked (or refused, MQTT 5) the message. QoS 0: written, or lost with the connection. */
+  /** QoS 1/2: the broker acked the message. QoS 0: written, or lost with the connection. */
   published: (message: UpstreamPublish) => void
+  /**
+   * MQTT 5: the broker refused the message for good (`isFinalRefusal`: not authorized, an invalid
+   * topic or payload); without this, such a refusal settles it as `published` does, as a 3.1.1
+   * broker acks and drops it.
+   */
+  refused?: (message: UpstreamPublish, reasonCode: number) => void
   /** A message for the terminal; its QoS 1/2 ack is sent with `acknowledge` once the terminal acked. */
   deliver: (packet: IPublishPacket, connection: UpstreamConnection) => void
   /** The broker's PUBREL of a QoS 2 delivery: its PUBCOMP waits for the terminal's. */
@@ -360,14 +366,22 @@ export class UpstreamConnection implements KeepaliveTarget {
   /**
    * An MQTT 5 refusal (reason code ≥ 0x80, e.g. 0x97 quota exceeded) does not
    * make the message safe: it stays unacknowledged for the outbox, whose ack
-   * timeout moves it on, as for a broker that never answers.
+   * timeout moves it on, as for a broker that never answers. A final one (not
+   * authorized, say) is the broker's answer to the message: sending it again,
+   * or suspecting the broker, would change nothing.
    */
   private acked (messageId: number, reasonCode = 0): void {
     const message = this.sent.get(messageId)
     if (message === undefined) return
     this.sent.delete(messageId)
     if (reasonCode < FAILURE) this.owner.published(message)
+    else if (isFinalRefusal(reasonCode)) this.refused(message, reasonCode)
     this.sendHeld()
+  }
+
+  private refused (message: UpstreamPublish, reasonCode: number): void {
+    if (this.owner.refused === undefined) this.owner.published(message)
+    else this.owner.refused(message, reasonCode)
   }
 
   private sendHeld (): void {

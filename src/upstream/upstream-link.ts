@@ -21,6 +21,8 @@ export interface TerminalIdentity {
 /** Where a link reports that its broker acked a publish (the terminal's outbox). */
 export interface PublishAcks {
   published (message: UpstreamPublish, link: UpstreamLink): void
+  /** The broker refused the message for good (MQTT 5, see `isFinalRefusal`). */
+  refused (message: UpstreamPublish, link: UpstreamLink, reasonCode: number): void
 }
 
 /** The terminal's session, told what the brokers send and when a link goes offline. */
@@ -264,6 +266,10 @@ export class UpstreamLink implements ConnectionOwner {
 
   published (message: UpstreamPublish): void {
     this.acks.published(message, this)
+  }
+
+  refused (message: UpstreamPublish, reasonCode: number): void {
+    this.acks.refused(message, this, reasonCode)
   }
 
   /** [MQTT-3.3.5-1] as a 3.1.1 session: of an MQTT 5 broker's copies per matching filter, one reaches the owner; the others are settled here. */
