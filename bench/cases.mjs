@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { BENCH, DIRECT_PROTOCOL, HAProxy, Mosquitto, ROOT, Tier, Worker, build, cpuOf, freePort, memOf, mono, sampleRss, tmpDir } from './lib/procs.mjs'
+import { BENCH, DIRECT_PROTOCOL, HAProxy, Mosquitto, ROOT, Tier, Worker, build, cpuOf, freePort, memOf, syscallsOf, mono, sampleRss, tmpDir } from './lib/procs.mjs'
 import { figure } from './lib/stats.mjs'
 
 const TOPIC = 'bench/t'
@@ -114,8 +114,10 @@ export async function runFlow (mode, { qos, rate: msgRate = 0, measureMs, latenc
     // CPU time of the tier and of Broker1 over the same window as the count: µs per message delivered.
     await sleep(t0 + WARM_MS - mono())
     const cpuFrom = [cpuOf(tier?.pid), cpuOf(b1.pid)]
+    const syscallsFrom = [syscallsOf(tier?.pid), syscallsOf(b1.pid)]
     await sleep(t0 + WARM_MS + measureMs - mono())
     const cpuTo = [cpuOf(tier?.pid), cpuOf(b1.pid)]
+    const syscallsTo = [syscallsOf(tier?.pid), syscallsOf(b1.pid)]
     // What was in flight at the stop is waited for (bounded), then what the broker still queues for
     // the subscriber (a direct QoS 2 publisher outruns its subscriber): until nothing more arrives
     // for a second, at most 30 s. What was acked and never arrived is lost.
@@ -134,7 +136,9 @@ export async function runFlow (mode, { qos, rate: msgRate = 0, measureMs, latenc
       published: published.sent,
       latency: report.latency,
       tierCpuUsPerMsg: (cpuTo[0] - cpuFrom[0]) / got.inWindow,
-      brokerCpuUsPerMsg: (cpuTo[1] - cpuFrom[1]) / got.inWindow
+      brokerCpuUsPerMsg: (cpuTo[1] - cpuFrom[1]) / got.inWindow,
+      tierSyscallsPerMsg: (syscallsTo[0] - syscallsFrom[0]) / got.inWindow,
+      brokerSyscallsPerMsg: (syscallsTo[1] - syscallsFrom[1]) / got.inWindow
     }
   })
 }
@@ -502,7 +506,9 @@ function throughputCase (title, flow, minimumRatio) {
         figure({ name: 'msgs/s', tier: pick(r.tier, 'msgsPerSec'), baseline: pick(r.direct, 'msgsPerSec'), compareBy: 'ratio', goal: { on: 'compared', op: '>=', value: minimumRatio } }),
         ...(flow.qos === 0 ? [] : [figure({ name: 'acked messages lost', tier: pick(r.tier, 'lost'), baseline: pick(r.direct, 'lost'), goal: { on: 'tier', op: '=', value: 0 }, digits: 0 })]),
         figure({ name: 'tier CPU per message', unit: 'µs', tier: pick(r.tier, 'tierCpuUsPerMsg'), digits: 1 }),
-        figure({ name: 'Broker1 CPU per message (tier: behind the tier; baseline: direct)', unit: 'µs', tier: pick(r.tier, 'brokerCpuUsPerMsg'), baseline: pick(r.direct, 'brokerCpuUsPerMsg'), digits: 1 })
+        figure({ name: 'Broker1 CPU per message (tier: behind the tier; baseline: direct)', unit: 'µs', tier: pick(r.tier, 'brokerCpuUsPerMsg'), baseline: pick(r.direct, 'brokerCpuUsPerMsg'), digits: 1 }),
+        figure({ name: 'tier read + write syscalls per message', tier: pick(r.tier, 'tierSyscallsPerMsg'), digits: 2 }),
+        figure({ name: 'Broker1 read + write syscalls per message (as above)', tier: pick(r.tier, 'brokerSyscallsPerMsg'), baseline: pick(r.direct, 'brokerSyscallsPerMsg'), digits: 2 })
       ]
     }
   }

@@ -410,6 +410,20 @@ export function cpuOf (pid) {
   }
 }
 
+/**
+ * Read and write syscalls a process has made so far (syscr + syscw of /proc/<pid>/io: every
+ * read, recv, write, writev and send, whatever the descriptor). Readable for our own children.
+ */
+export function syscallsOf (pid) {
+  try {
+    const io = fs.readFileSync(`/proc/${pid}/io`, 'utf8')
+    const count = (name) => Number(io.match(new RegExp(`^${name}: (\\d+)`, 'm'))?.[1])
+    return count('syscr') + count('syscw')
+  } catch {
+    return NaN
+  }
+}
+
 /** Samples VmRSS every `everyMs` until stopped; returns the peak seen. */
 export function sampleRss (pid, everyMs = 50) {
   let peak = 0
