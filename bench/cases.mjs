@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { BENCH, DIRECT_PROTOCOL, HAProxy, Mosquitto, ROOT, Tier, Worker, build, cpuOf, freePort, memOf, syscallsOf, mono, sampleRss, tmpDir } from './lib/procs.mjs'
 import { figure } from './lib/stats.mjs'
+import { runSessionLoss } from './session-loss.mjs'
 
 const TOPIC = 'bench/t'
 const WINDOW = 100
@@ -673,6 +674,32 @@ export const CASES = {
         figure({ name: 'acked messages missing at their subscriber', tier: pick(rows, 'missingAtTerminals'), goal: { on: 'tier', op: '=', value: 0 }, digits: 0 }),
         figure({ name: 'messages acked', tier: pick(rows, 'acked'), digits: 0 })
       ]
+    }
+  },
+  'session-loss': {
+    title: 'Broker1 SIGKILLed and back empty (persistence false) under 1,000 persistent terminals',
+    async run ({ runs, log }) {
+      const n = settings.quick ? 300 : 1000
+      const rows = { known: [], unknown: [] }
+      for (let i = 0; i < runs; i++) {
+        for (const kind of ['known', 'unknown']) {
+          const started = Date.now()
+          const row = await withScope((scope) => runSessionLoss(scope, { n, known: kind === 'known' }))
+          rows[kind].push(row)
+          settings.raw.push({ mode: 'tier', run: i + 1, ...row })
+          log(`  run ${i + 1}/${runs} tier, subscribed in ${kind === 'known' ? 'this' : 'an earlier'} connection: ${brief(row)} (${((Date.now() - started) / 1000).toFixed(1)} s)`)
+        }
+      }
+      return ['known', 'unknown'].flatMap((kind) => {
+        const label = kind === 'known' ? 'subscribed in this connection (restored)' : 'subscribed earlier (asked to reconnect)'
+        return [
+          figure({ name: `${label}: restart → every session whole`, unit: 'ms', tier: pick(rows[kind], 'restartToWholeMs') }),
+          figure({ name: `${label}: restart → failback`, unit: 'ms', tier: pick(rows[kind], 'restartToFailbackMs') }),
+          figure({ name: `${label}: failback waited for sessions`, unit: 'ms', tier: pick(rows[kind], 'failbackWaitedForSessionsMs') }),
+          figure({ name: `${label}: terminals asked to reconnect`, tier: pick(rows[kind], 'asked'), digits: 0 }),
+          figure({ name: `${label}: delivered after failback (of ${n.toLocaleString('en')})`, tier: pick(rows[kind], 'deliveredAfterFailback'), goal: { on: 'tier', op: '>=', value: n }, digits: 0 })
+        ]
+      })
     }
   },
   terminals: {

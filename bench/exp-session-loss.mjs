@@ -1,83 +1,17 @@
-// Experiment: N persistent terminals connected through the tier when Broker1 (mosquitto,
+// Experiment (one run of the `session-loss` bench case, any N): N persistent terminals connected through the tier when Broker1 (mosquitto,
 // persistence false) is SIGKILLed and comes back empty. Prints the time from Broker1's restart
 // until every session there is whole, until failback, the failback wait the sessions cost, and
 // the messages delivered after failback (one QoS 1 message per terminal, straight at Broker1).
 //   node bench/exp-session-loss.mjs [n=1000] [known|unknown] [failbackDelayMs=2000]
 // known: the terminals subscribed in this connection (the tier restores them);
 // unknown: in an earlier one (the tier asks them to reconnect; they subscribe again on session present 0).
-import { setTimeout as sleep } from 'node:timers/promises'
-import { installCleanup, killAll, Mosquitto, Tier } from './lib/procs.mjs'
-import { LeanClient, makePayload } from './lib/mqtt-lean.mjs'
+import { installCleanup, killAll } from './lib/procs.mjs'
+import { runSessionLoss } from './session-loss.mjs'
 
 const n = Number(process.argv[2] ?? 1000)
 const known = (process.argv[3] ?? 'unknown') === 'known'
 const failbackDelayMs = Number(process.argv[4] ?? 2000)
 installCleanup()
-const b1 = await Mosquitto.start('b1')
-const b2 = await Mosquitto.start('b2')
-const tier = await Tier.start({
-  broker1: b1.url,
-  broker2: b2.url,
-  config: { health: { failbackDelayMs }, limits: { connectionRatePerSecond: 0, maxConnections: 0, maxConnectionsPerSource: 0, maxPendingConnectsPerSource: 0 } }
-})
-
-const topicOf = (i) => `loss/t${i}`
-let delivered = 0
-let reconnects = 0
-let resubscribed = 0
-
-/** A device: reconnects 100 ms after a close, subscribes again on session present 0. */
-async function device (i, subscribe) {
-  const client = new LeanClient({ url: tier.url, clientId: `loss-${i}`, clean: false, keepalive: 60, connectTimeoutMs: 60_000 })
-  client.on('message', () => { delivered++ })
-  client.on('connack', (packet) => {
-    if (!packet.sessionPresent && subscribe) void client.subscribe(topicOf(i), 1).then(() => { if (reconnects > 0) resubscribed++ })
-  })
-  client.once('close', () => setTimeout(() => { reconnects++; void device(i, true).catch(() => {}) }, 100))
-  await client.connect()
-  if (subscribe) await new Promise((resolve) => client.once('suback', resolve))
-  return client
-}
-
-for (let i = 0; i < n; i += 100) {
-  await Promise.all(Array.from({ length: Math.min(100, n - i) }, async (_, j) => {
-    if (known) return device(i + j, true)
-    const first = new LeanClient({ url: tier.url, clientId: `loss-${i + j}`, clean: false, keepalive: 60 })
-    await first.connect()
-    await first.subscribe(topicOf(i + j), 1)
-    first.end()
-    await new Promise((resolve) => first.once('close', resolve))
-    return device(i + j, false)
-  }))
-}
-
-await b1.kill('SIGKILL')
-await tier.waitForLog('failover')
-const mark = tier.logs.length
-const restartWall = Date.now()
-await b1.start()
-const whole = await tier.waitForLog('sessions whole again', (e) => e.broker === 'broker1', 60_000, mark).catch(() => undefined)
-const failback = await tier.waitForLog('failback', () => true, 60_000, mark)
-const waited = tier.logs.slice(mark).find((e) => e.msg === 'failback waited for sessions at Broker1' || e.msg.startsWith('failback: sessions'))
-
-const publisher = new LeanClient({ url: b1.url, clientId: 'loss-pub', clean: true })
-await publisher.connect()
-let acked = 0
-publisher.on('puback', () => { acked++ })
-const before = delivered
-for (let i = 0; i < n; i++) publisher.publish(topicOf(i), makePayload(i), 1, (i % 65535) + 1)
-const until = Date.now() + 10_000
-while ((delivered - before < n || acked < n) && Date.now() < until) await sleep(20)
-console.log(JSON.stringify({
-  n,
-  failbackDelayMs,
-  subscriptions: known ? 'this connection (restored)' : 'earlier connection (asked to reconnect)',
-  restartToWholeMs: whole === undefined ? null : whole.time - restartWall,
-  restartToFailbackMs: failback.time - restartWall,
-  failbackWaitedForSessionsMs: waited?.waitedMs ?? 0,
-  asked: reconnects,
-  resubscribed,
-  deliveredAfterFailback: delivered - before
-}))
+console.log(JSON.stringify(await runSessionLoss({ add: (item) => item }, { n, known, failbackDelayMs })))
 killAll()
 process.exit(0)

@@ -29,10 +29,11 @@ const DEFAULT_RUNS = {
   'replay-1m': 1,
   terminals: 3,
   nodes: 1,
-  'node-loss': 2
+  'node-loss': 2,
+  'session-loss': 1
 }
 /** Cases in the order a full run runs them. */
-const FULL = ['throughput-qos1', 'throughput-qos1-persistent', 'throughput-qos2', 'reconnect-storm', 'throughput-qos0', 'latency', 'failover-kill', 'failover-stop', 'failback', 'ingest', 'replay', 'replay-1m', 'terminals', 'nodes', 'node-loss']
+const FULL = ['throughput-qos1', 'throughput-qos1-persistent', 'throughput-qos2', 'reconnect-storm', 'throughput-qos0', 'latency', 'failover-kill', 'failover-stop', 'failback', 'ingest', 'replay', 'replay-1m', 'terminals', 'nodes', 'node-loss', 'session-loss']
 
 function parseArgs (argv) {
   const opts = { cases: [], runs: undefined, quick: false, profile: false, heap: false, out: undefined }
