@@ -46,7 +46,9 @@ async function withScope (fn) {
 
 let profileSeq = 0
 function tierNodeArgs (label) {
-  const args = []
+  // node flags for the tier process only (the clients and brokers keep theirs): what-ifs such as
+  // a smaller young generation, measured without touching the product's bin
+  const args = process.env.BENCH_TIER_NODE_ARGS?.split(' ').filter(Boolean) ?? []
   if (settings.whatIfNoDelay) args.push(`--import=${new URL('./lib/nodelay.mjs', import.meta.url).href}`)
   if (settings.profileDir !== undefined) {
     const dir = path.join(settings.profileDir, `${String(++profileSeq).padStart(2, '0')}-${label}`)
