@@ -15,7 +15,8 @@ import { runCli } from './support/cli-process.js'
 import { tempDir } from './support/durable.js'
 
 const DIR = fileURLToPath(new URL('../deploy/kubernetes/', import.meta.url))
-const BIN = Object.keys((JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { bin: Record<string, string> }).bin)[0]!
+const PKG = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { bin: Record<string, string>, version: string }
+const BIN = Object.keys(PKG.bin)[0]!
 /** What the CLI gives a graceful stop after the drain delay (src/cli.ts). */
 const CLOSE_TIMEOUT_MS = Number(/const CLOSE_TIMEOUT_MS = ([\d_]+)/.exec(readFileSync(new URL('../src/cli.ts', import.meta.url), 'utf8'))![1]!.replaceAll('_', ''))
 
@@ -109,6 +110,14 @@ t.test('Services, PodDisruptionBudget and the pods agree', async (t) => {
   const pdb = only('PodDisruptionBudget')
   t.ok(selects(pdb.spec.selector.matchLabels), 'the PodDisruptionBudget covers the pods')
   t.ok(pdb.spec.maxUnavailable === 1 || pdb.spec.minAvailable === statefulSet.spec.replicas - 1, 'one node at a time')
+})
+
+t.test('the image and the manifests name the version this package is', async (t) => {
+  const dockerfile = readFileSync(new URL('../deploy/Dockerfile', import.meta.url), 'utf8')
+  t.match(dockerfile, new RegExp(`^ARG VERSION=${PKG.version.replaceAll('.', '\\.')}$`, 'm'), 'the Dockerfile installs this version')
+  const images = readdirSync(DIR).flatMap((file) => [...readFileSync(join(DIR, file), 'utf8').matchAll(/image: (\S+)/g)].map((m) => m[1]))
+  t.ok(images.length >= 2, 'the StatefulSet and the drain Job name an image')
+  for (const image of images) t.equal(image, `${BIN}:${PKG.version}`, 'the manifests run the image the Dockerfile builds')
 })
 
 t.test('the drain Job mounts a node\'s volume and runs `drain` with a command line the CLI accepts', async (t) => {
