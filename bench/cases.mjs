@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { BENCH, DIRECT_PROTOCOL, HAProxy, Mosquitto, ROOT, Tier, Worker, build, cpuOf, freePort, memOf, syscallsOf, mono, sampleRss, tmpDir } from './lib/procs.mjs'
+import { BENCH, DIRECT_PROTOCOL, HAProxy, Mosquitto, ROOT, Relay, Tier, Worker, build, cpuOf, freePort, memOf, syscallsOf, mono, sampleRss, tmpDir } from './lib/procs.mjs'
 import { figure } from './lib/stats.mjs'
 import { runSessionLoss } from './session-loss.mjs'
 
@@ -104,11 +104,14 @@ export async function runFlow (mode, { qos, rate: msgRate = 0, measureMs, latenc
   return withScope(async (scope) => {
     const { b1, b2 } = await brokers(scope)
     const tier = mode === 'tier' ? await startTier(scope, `flow-qos${qos}`, b1.url, b2.url, tierConfig) : undefined
-    const url = tier?.url ?? b1.url
+    // 'relay-node' / 'relay-haproxy': a byte pipe in the tier's place (the relay-floor case)
+    const relay = mode.startsWith('relay-') ? scope.add(await Relay.start(mode.slice('relay-'.length), b1.port)) : undefined
+    const middle = tier ?? relay
+    const url = middle?.url ?? b1.url
     const sub = await worker(scope, 'subscriber.mjs')
     const pub = await worker(scope, 'publisher.mjs')
-    // The baseline's clients speak DIRECT_PROTOCOL; a terminal of the tier speaks 3.1.1 (Aedes).
-    const protocolVersion = mode === 'direct' ? DIRECT_PROTOCOL : 4
+    // The baseline's clients speak DIRECT_PROTOCOL, through a byte pipe too; a terminal of the tier speaks 3.1.1 (Aedes).
+    const protocolVersion = mode === 'tier' ? 4 : DIRECT_PROTOCOL
     await sub.call('connect', { label: 'sub', url: legs === 'pub' ? b1.url : url, topic: TOPIC, qos, latency, clean: subClean, protocolVersion })
     await pub.call('connect', { urls: [legs === 'sub' ? b1.url : url], clientId: 'bench-pub', topic: TOPIC, protocolVersion })
     const t0 = mono()
@@ -116,11 +119,11 @@ export async function runFlow (mode, { qos, rate: msgRate = 0, measureMs, latenc
     await pub.call('start', { qos, window: WINDOW, rate: msgRate })
     // CPU time of the tier and of Broker1 over the same window as the count: µs per message delivered.
     await sleep(t0 + WARM_MS - mono())
-    const cpuFrom = [cpuOf(tier?.pid), cpuOf(b1.pid)]
-    const syscallsFrom = [syscallsOf(tier?.pid), syscallsOf(b1.pid)]
+    const cpuFrom = [cpuOf(middle?.pid), cpuOf(b1.pid)]
+    const syscallsFrom = [syscallsOf(middle?.pid), syscallsOf(b1.pid)]
     await sleep(t0 + WARM_MS + measureMs - mono())
-    const cpuTo = [cpuOf(tier?.pid), cpuOf(b1.pid)]
-    const syscallsTo = [syscallsOf(tier?.pid), syscallsOf(b1.pid)]
+    const cpuTo = [cpuOf(middle?.pid), cpuOf(b1.pid)]
+    const syscallsTo = [syscallsOf(middle?.pid), syscallsOf(b1.pid)]
     // What was in flight at the stop is waited for (bounded), then what the broker still queues for
     // the subscriber (a direct QoS 2 publisher outruns its subscriber): until nothing more arrives
     // for a second, at most 30 s. What was acked and never arrived is lost.
@@ -555,6 +558,33 @@ export const CASES = {
         figure({ name: 'p99, resendWindowMs 0 + dedup.windowMs 0 (what-if)', unit: 'ms', tier: lat(lean, 'p99'), digits: 3 }),
         figure({ name: 'p99.9, the same what-if', unit: 'ms', tier: lat(lean, 'p999'), digits: 3 })
       ]
+    }
+  },
+  'relay-floor': {
+    title: 'what any relay adds on this machine: QoS 1 throughput and latency @2,000 msg/s through a byte pipe (node, haproxy) and through the tier, each against direct',
+    async run ({ runs, log }) {
+      // The tier's ratios include what a second process between client and broker costs on a
+      // shared machine (two more loopback hops, a process to schedule): a relay that parses
+      // nothing shows that part alone.
+      const relays = [['relay-node', 'node byte pipe'], ['relay-haproxy', 'haproxy (TCP mode)'], ['tier', 'the tier']]
+      const modes = ['direct', ...relays.map(([mode]) => mode)]
+      const out = Object.fromEntries(modes.map((mode) => [mode, []]))
+      for (let i = 0; i < runs; i++) {
+        for (const mode of [...modes.slice(i % modes.length), ...modes.slice(0, i % modes.length)]) {
+          const flow = await runFlow(mode, { qos: 1, measureMs: settings.quick ? 2000 : 3000 })
+          const timed = await runFlow(mode, { qos: 1, rate: 2000, measureMs: settings.quick ? 3000 : 5000, latency: true })
+          out[mode].push({ msgsPerSec: flow.msgsPerSec, lost: flow.lost, cpuUsPerMsg: flow.tierCpuUsPerMsg, p99: timed.latency?.p99 ?? NaN })
+          settings.raw.push({ mode, run: i + 1, ...out[mode].at(-1) })
+          log(`  run ${i + 1}/${runs} ${mode}: ${brief(out[mode].at(-1))}`)
+        }
+      }
+      const direct = out.direct
+      return relays.flatMap(([mode, name]) => [
+        figure({ name: `QoS 1 msgs/s, ${name} (tier column)`, tier: pick(out[mode], 'msgsPerSec'), baseline: pick(direct, 'msgsPerSec'), compareBy: 'ratio' }),
+        figure({ name: `acked messages lost, ${name}`, tier: pick(out[mode], 'lost'), baseline: pick(direct, 'lost'), goal: { on: 'tier', op: '=', value: 0 }, digits: 0 }),
+        figure({ name: `CPU per message of ${name}`, unit: 'µs', tier: pick(out[mode], 'cpuUsPerMsg'), digits: 1 }),
+        figure({ name: `latency p99 @2,000 msg/s, ${name}`, unit: 'ms', tier: pick(out[mode], 'p99'), baseline: pick(direct, 'p99'), compareBy: 'added', digits: 3 })
+      ])
     }
   },
   'failover-kill': {

@@ -449,6 +449,47 @@ const HAPROXY = process.env.HAPROXY_BIN ?? '/usr/sbin/haproxy'
  * the nodes' loopback ports in place of the example's servers, a 200 ms check, and what a
  * foreground process cannot have (chroot, user, daemon, syslog) left out.
  */
+/**
+ * A relay with no MQTT in it, between the clients and Broker1: `node` pipes each connection's
+ * bytes both ways (`lib/pipe-proxy.mjs`), `haproxy` does the same in TCP mode. What any relay
+ * process adds on this machine, the floor the tier's ratios stand on (the `relay-floor` case).
+ */
+export class Relay {
+  static async start (kind, brokerPort) {
+    const relay = new Relay()
+    relay.kind = kind
+    relay.port = await freePort()
+    relay.url = `mqtt://127.0.0.1:${relay.port}`
+    let argv
+    if (kind === 'node') {
+      argv = [process.execPath, path.join(BENCH, 'lib/pipe-proxy.mjs'), String(brokerPort), String(relay.port)]
+    } else {
+      const conf = path.join(tmpDir('relay'), 'haproxy.cfg')
+      fs.writeFileSync(conf, [
+        'global', '    maxconn 9000',
+        'defaults', '    mode tcp', '    timeout connect 5s', '    timeout client 1h', '    timeout server 1h',
+        'listen mqtt', `    bind 127.0.0.1:${relay.port}`, `    server broker1 127.0.0.1:${brokerPort}`, ''
+      ].join('\n'))
+      argv = [HAPROXY, '-db', '-f', conf]
+    }
+    const [cmd, args] = withFdLimit(argv)
+    relay.entry = track(spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] }), `relay-${kind}`)
+    for (let tries = 0; !(await connackWithin(relay.url, 200)); tries++) {
+      if (relay.entry.exited || tries > 100) throw new Error(`relay ${kind} did not come up`)
+      await sleep(20)
+    }
+    return relay
+  }
+
+  get pid () { return this.entry.child.pid }
+
+  async close () {
+    if (this.entry.exited) return
+    this.entry.child.kill('SIGKILL')
+    await this.entry.exit
+  }
+}
+
 export class HAProxy {
   static async start (nodes, { maxconn = 9000 } = {}) {
     const proxy = new HAProxy()
