@@ -10,6 +10,6 @@ const legs = process.argv.find((a) => a.startsWith('--legs='))?.slice(7) ?? 'bot
 const tierConfig = JSON.parse(process.env.EXP_TIER_CONFIG ?? '{}') // e.g. '{"health":{"resendWindowMs":0}}'
 const subClean = !process.argv.includes('--persistent') // the subscriber clean: false, as throughput-qos1-persistent
 const r = await runFlow(mode, { qos: Number(qos), rate: Number(rate), measureMs: Number(measureMs), latency: true, legs, tierConfig, subClean })
-console.log(JSON.stringify({ mode, legs, nodelay: settings.whatIfNoDelay, qos, rate, msgsPerSec: r.msgsPerSec, published: r.published, lat: r.latency }))
+console.log(JSON.stringify({ mode, legs, nodelay: settings.whatIfNoDelay, qos, rate, msgsPerSec: r.msgsPerSec, published: r.published, tierCpuUsPerMsg: r.tierCpuUsPerMsg, lat: r.latency }))
 killAll()
 process.exit(0)

@@ -12,6 +12,9 @@ import { mono, serve } from './lib/procs.mjs'
 const links = new Map()
 let window = { from: -Infinity, to: Infinity }
 let histogram = newHistogram()
+// A second latency window, for the first seconds after the tier starts (JIT and heap still warming).
+let early = { from: Infinity, to: -Infinity }
+let earlyHistogram = newHistogram()
 
 function newHistogram () {
   // Microseconds, 1 µs .. 60 s, 3 significant digits.
@@ -51,11 +54,13 @@ function onMessage (link, packet) {
   if (seq > e.maxSeq) e.maxSeq = seq
   if (now >= window.from && now <= window.to) {
     e.inWindow++
-    if (link.latency) {
-      const micros = Number(nowNs - readSentNs(payload)) / 1000
-      histogram.recordValue(Math.max(1, Math.round(micros)))
-    }
+    if (link.latency) histogram.recordValue(microsSince(payload, nowNs))
   }
+  if (link.latency && now >= early.from && now <= early.to) earlyHistogram.recordValue(microsSince(payload, nowNs))
+}
+
+function microsSince (payload, nowNs) {
+  return Math.max(1, Math.round(Number(nowNs - readSentNs(payload)) / 1000))
 }
 
 async function open (link) {
@@ -87,6 +92,18 @@ function summary (e, withSeen) {
   return withSeen ? { ...rest, seen: seen.subarray(0, e.maxSeq + 1) } : rest
 }
 
+function percentiles (h) {
+  return {
+    count: h.totalCount,
+    p50: h.getValueAtPercentile(50) / 1000,
+    p90: h.getValueAtPercentile(90) / 1000,
+    p99: h.getValueAtPercentile(99) / 1000,
+    p999: h.getValueAtPercentile(99.9) / 1000,
+    max: h.maxValue / 1000,
+    mean: h.mean / 1000
+  }
+}
+
 serve({
   /** Opens a labelled connection and subscribes; with `reconnect` it comes back by itself after a broker restart. */
   async connect ({ label, url, clientId, topic, qos = 1, reconnect = false, latency = false, keepalive = 60, clean = true, protocolVersion = 4 }) {
@@ -96,10 +113,15 @@ serve({
     return { ok: true }
   },
 
-  /** Arrivals within [from, to] (monotonic ms) count as "in window"; latency is recorded only there. */
-  window ({ from, to }) {
+  /**
+   * Arrivals within [from, to] (monotonic ms) count as "in window"; latency is recorded only there,
+   * and, reported apart as `latencyEarly`, within `early` ({ from, to }) when given.
+   */
+  window ({ from, to, early: earlyWindow }) {
     window = { from, to }
     histogram = newHistogram()
+    early = earlyWindow ?? { from: Infinity, to: -Infinity }
+    earlyHistogram = newHistogram()
     for (const link of links.values()) for (const e of link.epochs) e.inWindow = 0
     return true
   },
@@ -121,17 +143,8 @@ serve({
   report ({ seen = false } = {}) {
     const out = { labels: {} }
     for (const [label, link] of links) out.labels[label] = link.epochs.map((e) => summary(e, seen))
-    if (histogram.totalCount > 0) {
-      out.latency = {
-        count: histogram.totalCount,
-        p50: histogram.getValueAtPercentile(50) / 1000,
-        p90: histogram.getValueAtPercentile(90) / 1000,
-        p99: histogram.getValueAtPercentile(99) / 1000,
-        p999: histogram.getValueAtPercentile(99.9) / 1000,
-        max: histogram.maxValue / 1000,
-        mean: histogram.mean / 1000
-      }
-    }
+    if (histogram.totalCount > 0) out.latency = percentiles(histogram)
+    if (earlyHistogram.totalCount > 0) out.latencyEarly = percentiles(earlyHistogram)
     return out
   },
 
