@@ -56,7 +56,7 @@ function parseArgs (argv) {
   return opts
 }
 
-const BUDGET_MS = Number(process.env.BENCH_BUDGET_S ?? 900) * 1000
+const BUDGET_MS = Number(process.env.BENCH_BUDGET_S ?? 1500) * 1000
 
 async function main () {
   const opts = parseArgs(process.argv.slice(2))
