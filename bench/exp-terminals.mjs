@@ -1,5 +1,6 @@
 // Ad-hoc experiment: idle terminals.  node bench/exp-terminals.mjs <tier|direct> <n> [--profile] [--heap] [--nodelay] [--idle=S,...] [--settle=S]
 // --idle: RSS per terminal also S seconds after they connected (the figure itself is at 2 s)
+// --settle: S seconds of quiet before the burst and after it, as the terminals case (kbPerTerminalSettled)
 import { runTerminals, settings } from './cases.mjs'
 import { installCleanup, killAll } from './lib/procs.mjs'
 installCleanup()

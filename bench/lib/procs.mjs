@@ -445,11 +445,6 @@ export function sampleRss (pid, everyMs = 50) {
 const HAPROXY = process.env.HAPROXY_BIN ?? '/usr/sbin/haproxy'
 
 /**
- * haproxy in the foreground in front of tier nodes, its config made from examples/haproxy.cfg:
- * the nodes' loopback ports in place of the example's servers, a 200 ms check, and what a
- * foreground process cannot have (chroot, user, daemon, syslog) left out.
- */
-/**
  * A relay with no MQTT in it, between the clients and Broker1: `node` pipes each connection's
  * bytes both ways (`lib/pipe-proxy.mjs`), `haproxy` does the same in TCP mode. What any relay
  * process adds on this machine, the floor the tier's ratios stand on (the `relay-floor` case).
@@ -490,6 +485,11 @@ export class Relay {
   }
 }
 
+/**
+ * haproxy in the foreground in front of tier nodes, its config made from examples/haproxy.cfg:
+ * the nodes' loopback ports in place of the example's servers, a 200 ms check, and what a
+ * foreground process cannot have (chroot, user, daemon, syslog) left out.
+ */
 export class HAProxy {
   static async start (nodes, { maxconn = 9000 } = {}) {
     const proxy = new HAProxy()
